@@ -1,0 +1,175 @@
+"""`trainlab.fit`: data + model + recipe -> a trained model and its History.
+
+The same engine as `Sequential.fit`; this entry point adds what a recipe
+describes: the validation split, scaling fitted on the training part only,
+default loss and metrics chosen from the task, and early stopping.
+
+Example:
+    >>> import trainlab
+    >>> from trainlab.layers import Dense
+    >>> model = trainlab.Sequential([Dense(16, activation="relu"), Dense(3, activation="softmax")])
+    >>> history = trainlab.fit(model, "iris", {"num_epochs": 3, "seed": 0})
+    >>> sorted(history.history)
+    ['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from torch import nn
+
+from trainlab import __version__, engine
+from trainlab.callbacks import Callback, EarlyStopping, History, LambdaCallback, as_callback_list
+from trainlab.datasets import Dataset, as_dataset, scaler as make_scaler, split_validation
+from trainlab.errors import InputError
+from trainlab.layers import Layer
+from trainlab.models import Sequential
+from trainlab.runs import RunResult, write_run
+from trainlab.spec import DataSpec, FitSpec, ModelSpec, RecipeSpec, format_validation_error, spec_to_dict
+
+
+@dataclass
+class Prepared:
+    """Tensors ready for the engine, and the scaler fitted on the training part."""
+
+    data: engine.TrainData
+    scaler: Any
+    dataset: Dataset
+
+
+def as_recipe(recipe: RecipeSpec | dict[str, Any] | None) -> RecipeSpec:
+    if recipe is None:
+        return RecipeSpec()
+    if isinstance(recipe, RecipeSpec):
+        return recipe
+    if not isinstance(recipe, dict):
+        raise InputError(f"recipe must be a dict or RecipeSpec, got {type(recipe).__name__}")
+    try:
+        return RecipeSpec.model_validate(recipe)
+    except ValidationError as error:
+        raise InputError(format_validation_error(error, "recipe")) from None
+
+
+def as_model(model: Any) -> nn.Module:
+    """An nn.Module as is; a list of layers (objects or ``{type = ...}`` tables) as a Sequential."""
+    if isinstance(model, nn.Module):
+        return model
+    if isinstance(model, ModelSpec):
+        return Sequential(model.layers)
+    if isinstance(model, (list, tuple)) and all(isinstance(m, (dict, Layer, nn.Module)) for m in model):
+        return Sequential(model)
+    raise InputError(f"model must be a torch.nn.Module, a trainlab.Sequential or a list of layers, "
+                     f"got {type(model).__name__}")
+
+
+def prepare(dataset: Dataset, *, validation_split: float | None, validation_data: Any = None,
+            stratify: bool = False, scaling: Any = "auto", seed: int = 0) -> Prepared:
+    """Split off validation data, fit the scaler on the training part, transform both parts."""
+    x, y = dataset.x, dataset.y
+    x_val = y_val = None
+    if validation_data is not None:
+        val = as_dataset(validation_data, source="validation_data")
+        x_val, y_val = val.x, val.y
+    elif validation_split:
+        x, y, x_val, y_val = split_validation(x, y, fraction=validation_split, stratify=stratify, seed=seed)
+    if scaling == "auto":
+        scaling = "standardize" if x.is_floating_point() else None
+    scaler = make_scaler(None if scaling == "none" else scaling, source="scaling")
+    if scaler is not None:
+        scaler.fit(x)
+        x = scaler.transform(x)
+        x_val = scaler.transform(x_val) if x_val is not None else None
+    return Prepared(engine.TrainData(x, y, x_val, y_val), scaler, dataset)
+
+
+def default_loss(dataset: Dataset) -> str:
+    if dataset.task == "regression":
+        return "mse"
+    if dataset.y.dim() > 1:
+        return "categorical_crossentropy"
+    return "sparse_categorical_crossentropy"
+
+
+def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None, *,
+        validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
+        scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
+        verbose: int = 0) -> History:
+    """Train `model` on `data` with `recipe`; return its History.
+
+    Args:
+        model: a torch.nn.Module, a trainlab.Sequential, or a list of layers.
+        data: a bundled data set's name ("iris"), a .csv/.npz path, a pair (x, y), or a Dataset.
+        recipe: a RecipeSpec or a dict of its fields (optimizer, schedule, loss, metrics,
+            batch_size, num_epochs, early_stopping, seed, ...).
+        validation_split: last fraction of the samples held out (Keras semantics); None for none.
+        validation_data: an explicit validation set instead of the split.
+        stratify: take a stratified random validation part instead of the last samples.
+        scaling: "auto" (standardize float features), "standardize", "minmax" or None;
+            fitted on the training part only and kept on the model as `model.scaler`.
+        callbacks: one callback or a list, in addition to the recipe's early stopping.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+
+    Returns:
+        History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
+        `.stop_reason`, `.recipe`, `.model`, `.scaler` and `.version`.
+    """
+    recipe = as_recipe(recipe)
+    dataset = as_dataset(data, source="data")
+    module = as_model(model)
+    prepared = prepare(dataset, validation_split=validation_split, validation_data=validation_data,
+                       stratify=stratify, scaling=scaling, seed=recipe.seed)
+    module.scaler = prepared.scaler  # type: ignore[assignment]
+    technique = engine.Technique(
+        loss=recipe.loss if recipe.loss is not None else default_loss(dataset),
+        optimizer=recipe.optimizer,
+        metrics=recipe.metrics if recipe.metrics is not None else
+        (["accuracy"] if dataset.task == "classification" else ["mae"]),
+        schedule=recipe.schedule,
+    )
+    all_callbacks = as_callback_list(callbacks)
+    if recipe.early_stopping is not None:
+        all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
+    config = engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
+                               shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
+                               verbose=verbose)
+    history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
+    history.recipe = recipe  # type: ignore[attr-defined]
+    history.scaler = prepared.scaler  # type: ignore[attr-defined]
+    history.version = __version__  # type: ignore[attr-defined]
+    history.dataset = dataset.name  # type: ignore[attr-defined]
+    return history
+
+
+def dataset_from_spec(spec: DataSpec) -> Dataset:
+    if spec.name is not None:
+        return as_dataset({"name": spec.name, **spec.options} if spec.options else spec.name,
+                          source="data.name")
+    from trainlab.datasets import from_csv, from_npz
+
+    path = str(spec.path)
+    if path.endswith(".csv"):
+        return from_csv(path, target=spec.target)
+    if path.endswith(".npz"):
+        return from_npz(path, **spec.options)
+    raise InputError(f"data.path must end in .csv or .npz, got '{path}'")
+
+
+def run_spec(spec: FitSpec, *, runs_dir: str | Path = "runs", verbose: int = 1,
+             callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train what a validated spec describes and write the run folder (see `trainlab.runs`)."""
+    dataset = dataset_from_spec(spec.data)  # loaded before anything is written
+    model = Sequential(spec.model.layers, name=spec.name)
+
+    def train(record: Any) -> tuple[History, nn.Module]:
+        recorder = LambdaCallback(on_epoch_end=lambda epoch, logs: record(epoch, logs))
+        history = fit(model, dataset, spec.recipe, validation_split=spec.data.validation_split,
+                      stratify=spec.data.stratify, scaling=spec.data.scaling,
+                      callbacks=[*callbacks, recorder], verbose=verbose)
+        return history, model
+
+    return write_run(Path(runs_dir), spec.name, spec_to_dict(spec), train)

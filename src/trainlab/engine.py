@@ -1,0 +1,335 @@
+"""THE training loop. Every entry point (trainlab.fit, Sequential.fit, the CLI) drives `train`.
+
+Data lives on the training device; each epoch draws one permutation from the
+run's own generator and batches are index slices of it, so there is no
+per-sample Python work. The loop waits for the device once per epoch (to read
+the loss and metrics), not once per batch.
+
+Hook order, as in Keras:
+
+    on_train_begin
+      on_epoch_begin(epoch)
+        on_batch_begin(batch) -> forward, loss, backward, step -> on_batch_end(batch)
+      validation (all of it, in eval mode)
+      on_epoch_end(epoch, logs)
+    on_train_end                        (always, also after a stop or an error)
+
+Determinism: for a given seed on the CPU the final weights are identical bit
+for bit. The global torch RNG (used by dropout and by any nn.Module the user
+brings) is seeded inside `torch.random.fork_rng`, so the caller's own random
+state is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainlab import check
+from trainlab.callbacks import Callback, CallbackList, History, ProgressBar, RunState
+from trainlab.errors import InputError
+from trainlab.losses import Loss
+from trainlab.losses import loss as make_loss
+from trainlab.metrics import Metric
+from trainlab.metrics import metric as make_metric
+from trainlab.optimizers import optimizer as make_optimizer
+from trainlab.schedules import schedule as make_schedule
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+    """How the loop runs, apart from what is trained: batch size, epochs, order, seed, device."""
+
+    batch_size: int = 32
+    num_epochs: int = 1
+    shuffle: bool = True
+    seed: int | None = None
+    device: str = "auto"
+    validation_batch_size: int | None = None
+    verbose: int = 0
+
+    def __post_init__(self) -> None:
+        check.int_at_least("batch_size", self.batch_size, 1)
+        check.int_at_least("num_epochs", self.num_epochs, 1)
+        if self.seed is not None:
+            check.int_at_least("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Training tensors and optional validation tensors (already scaled)."""
+
+    x: Tensor
+    y: Tensor
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
+
+
+@dataclass
+class Technique:
+    """What is trained with: loss, metrics, optimizer, schedule (names, tables or objects)."""
+
+    loss: Any
+    optimizer: Any = "adam"
+    metrics: Sequence[Any] = field(default_factory=list)
+    schedule: Any = None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' is CUDA when present, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+    return resolved
+
+
+def output_activation(model: nn.Module) -> str | None:
+    """The name of the model's final activation, when the model says (trainlab.Sequential does)."""
+    getter = getattr(model, "output_activation", None)
+    return getter() if callable(getter) else None
+
+
+def probe_outputs(model: nn.Module, x: Tensor) -> Tensor:
+    """Run the model once on two samples (eval mode, no grad): builds lazy layers, checks shapes."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x[:2])
+    except InputError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise InputError(
+            f"the model cannot run on inputs of shape {tuple(x.shape[1:])} (batch dimension left out): "
+            f"{str(error).splitlines()[0]}. Check that the data's shape matches the model's first layer."
+        ) from error
+    finally:
+        model.train(was_training)
+    if not isinstance(out, Tensor):
+        raise InputError(f"the model must return a single tensor, got {type(out).__name__}")
+    return out
+
+
+def _penalty_fn(model: nn.Module) -> Callable[[], Tensor | None] | None:
+    has = getattr(model, "has_penalties", None)
+    if callable(has) and has():
+        return model.penalty  # type: ignore[no-any-return]
+    return None
+
+
+def train(model: nn.Module, data: TrainData, technique: Technique, config: LoopConfig, *,
+          callbacks: Sequence[Callback] = ()) -> History:
+    """Train `model` in place on `data`; return the History (per-epoch logs, seed, stop reason)."""
+    device = resolve_device(config.device)
+    seed = config.seed if config.seed is not None else secrets.randbits(31)
+    n = data.x.shape[0]
+    if n == 0:
+        raise InputError("the training set is empty: there are no samples to train on")
+    if data.x_val is not None and data.x_val.shape[0] == 0:
+        raise InputError("the validation set is empty; give more samples or a larger validation_split")
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        # Seeds the stream that dropout and user modules draw from; fork_rng restores the caller's.
+        torch.manual_seed(seed)
+        return _train(model, data, technique, config, callbacks, device, seed)
+
+
+def _train(model: nn.Module, data: TrainData, technique: Technique, config: LoopConfig,
+           callbacks: Sequence[Callback], device: torch.device, seed: int) -> History:
+    model.to(device)
+    x = data.x.to(device)
+    n = x.shape[0]
+    out = probe_outputs(model, x)
+    model.to(device)  # layers built by the probe already sit on `device`; this is a no-op then
+    num_outputs = out.shape[-1] if out.dim() > 1 else 1
+
+    loss_fn: Loss = make_loss(technique.loss, source="loss")
+    fuse = (not loss_fn.from_logits and loss_fn.fusable_activation is not None
+            and output_activation(model) == loss_fn.fusable_activation)
+    forward: Callable[[Tensor], Tensor] = model.forward_logits if fuse else model  # type: ignore[attr-defined]
+    if fuse:
+        # Softmax/sigmoid + cross-entropy computed together from logits, as Keras does: no log(0).
+        loss_fn = loss_fn.with_logits()
+    y = _targets(data.y, loss_fn, num_outputs, "training", device)
+    x_val = data.x_val.to(device) if data.x_val is not None else None
+    y_val = (_targets(data.y_val, loss_fn, num_outputs, "validation", device)
+             if data.y_val is not None else None)
+
+    train_metrics = _metrics(technique.metrics, loss_fn, num_outputs)
+    val_metrics = _metrics(technique.metrics, loss_fn, num_outputs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InputError("the model has no trainable parameters")
+    optimizer = make_optimizer(technique.optimizer, params, source="optimizer")
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    batch_size = config.batch_size
+    steps_per_epoch = math.ceil(n / batch_size)
+    schedule = (make_schedule(technique.schedule, steps_per_epoch=steps_per_epoch,
+                              num_epochs=config.num_epochs, source="schedule")
+                if technique.schedule is not None else None)
+    penalty = _penalty_fn(model)
+
+    history = History()
+    history.seed = seed
+    run = RunState(model=model, num_epochs=config.num_epochs, steps_per_epoch=steps_per_epoch,
+                   lr=base_lrs[0], history=history.history)
+    extra: list[Callback] = [ProgressBar(config.verbose)] if config.verbose else []
+    cbs = CallbackList([*callbacks, *extra, history], model=model, run=run,
+                       params={"epochs": config.num_epochs, "steps": steps_per_epoch,
+                               "batch_size": batch_size, "seed": seed})
+    generator = torch.Generator(device=device).manual_seed(seed)
+    val_batch = config.validation_batch_size or max(batch_size, 1024)
+    model.stop_training = False  # type: ignore[assignment]
+    step = 0
+
+    cbs.on_train_begin({})
+    try:
+        for epoch in range(config.num_epochs):
+            run.epoch = epoch
+            cbs.on_epoch_begin(epoch, {})
+            model.train()
+            order = torch.randperm(n, generator=generator, device=device) if config.shuffle else None
+            loss_sum = torch.zeros((), device=device)
+            penalty_sum = torch.zeros((), device=device)
+            for m in train_metrics:
+                m.reset()
+            for batch in range(steps_per_epoch):
+                start = batch * batch_size
+                if order is not None:
+                    index = order[start:start + batch_size]
+                    xb, yb = x[index], y[index]
+                else:
+                    xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                if cbs.has_batch_hooks:
+                    cbs.on_batch_begin(batch, {"size": xb.shape[0]})
+                if schedule is not None:
+                    factor = schedule(step)
+                    for group, base in zip(optimizer.param_groups, base_lrs):
+                        group["lr"] = base * factor
+                output = forward(xb)
+                batch_loss = loss_fn(output, yb)
+                objective = batch_loss
+                if penalty is not None:
+                    extra_loss = penalty()
+                    if extra_loss is not None:
+                        objective = batch_loss + extra_loss
+                        penalty_sum.add_(extra_loss.detach(), alpha=xb.shape[0])
+                optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                optimizer.step()
+                step += 1
+                loss_sum.add_(batch_loss.detach(), alpha=xb.shape[0])
+                if train_metrics:
+                    detached = output.detach()
+                    for m in train_metrics:
+                        m.update(detached, yb, from_logits=fuse)
+                if cbs.has_batch_hooks:
+                    cbs.on_batch_end(batch, {"loss": batch_loss.detach(), "size": xb.shape[0]})
+            run.step = step
+            logs = _epoch_logs(loss_sum, penalty_sum if penalty is not None else None, n, train_metrics)
+            if x_val is not None and y_val is not None:
+                logs.update(evaluate_tensors(model, forward, loss_fn, val_metrics, x_val, y_val,
+                                             batch_size=val_batch, from_logits=fuse, prefix="val_"))
+            run.lr = float(optimizer.param_groups[0]["lr"])
+            logs["lr"] = run.lr
+            if schedule is not None and hasattr(schedule, "on_epoch_end"):
+                schedule.on_epoch_end(epoch, logs)
+            if not math.isfinite(logs["loss"]):
+                run.request_stop(_divergence_reason(logs, run.lr))
+            cbs.on_epoch_end(epoch, logs)
+            if getattr(model, "stop_training", False):
+                run.stopped_epoch = epoch
+                break
+    finally:
+        cbs.on_train_end({})
+    history.stop_reason = run.stop_reason
+    history.params = {"epochs": config.num_epochs, "steps": steps_per_epoch, "batch_size": batch_size,
+                      "seed": seed, "device": str(device), "fused_loss": fuse}
+    history.model = model  # type: ignore[attr-defined]
+    return history
+
+
+def _divergence_reason(logs: dict[str, Any], lr: float) -> str:
+    return (f"training diverged: the loss became {logs['loss']} at lr {lr:.3g}. The usual causes are a "
+            "learning rate too high for this optimizer, exploding gradients (try gradient clipping), "
+            "or unnormalized inputs (try scaling = 'standardize' or BatchNormalization).")
+
+
+def _targets(y: Tensor, loss_fn: Loss, num_outputs: int, part: str, device: torch.device) -> Tensor:
+    y = y.to(device)
+    try:
+        loss_fn.check_target(y, num_outputs)
+    except InputError as error:
+        raise InputError(f"{part} targets: {error}") from error
+    return y.to(loss_fn.target_dtype)
+
+
+def _metrics(specs: Sequence[Any], loss_fn: Loss, num_outputs: int) -> list[Metric]:
+    return [make_metric(s, loss=loss_fn, num_outputs=num_outputs, source="metrics") for s in specs]
+
+
+def _epoch_logs(loss_sum: Tensor, penalty_sum: Tensor | None, n: int, metrics: list[Metric]) -> dict[str, Any]:
+    data_loss = loss_sum.item() / n
+    logs: dict[str, Any] = {}
+    if penalty_sum is not None:
+        pen = penalty_sum.item() / n
+        # As in Keras, the training loss includes the regularization penalty; it is also shown apart.
+        logs["loss"] = data_loss + pen
+        logs["penalty"] = pen
+    else:
+        logs["loss"] = data_loss
+    for m in metrics:
+        if getattr(m, "scalar", True):
+            logs[m.name] = float(m.compute())
+    return logs
+
+
+def evaluate_tensors(model: nn.Module, forward: Callable[[Tensor], Tensor], loss_fn: Loss,
+                     metrics: list[Metric], x: Tensor, y: Tensor, *, batch_size: int,
+                     from_logits: bool, prefix: str = "") -> dict[str, float]:
+    """Loss and metrics over all of (x, y) in eval mode, batch by batch, exact over the set."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=x.device)
+    for m in metrics:
+        m.reset()
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                out = forward(xb)
+                total.add_(loss_fn(out, yb), alpha=xb.shape[0])
+                for m in metrics:
+                    m.update(out, yb, from_logits=from_logits)
+    finally:
+        model.train(was_training)
+    logs = {f"{prefix}loss": total.item() / x.shape[0]}
+    for m in metrics:
+        if getattr(m, "scalar", True):
+            logs[f"{prefix}{m.name}"] = float(m.compute())
+    return logs
+
+
+def predict_tensors(model: nn.Module, x: Tensor, *, batch_size: int = 1024) -> Tensor:
+    """The model's outputs on x, in eval mode, concatenated (on the device of x)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            parts = [model(x[s:s + batch_size]) for s in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else x.new_empty((0,))

@@ -1,0 +1,696 @@
+"""Optimizers by name: validated wrappers around `torch.optim`.
+
+Each entry of `OPTIMIZERS` is a factory ``name(params, *, lr=..., ...)`` that
+checks its settings (an error names the optimizer and the setting), picks the
+fastest torch kernel that gives the same numbers, and returns the
+`torch.optim.Optimizer`. The update rules are torch's; the docstrings write
+them out so that a reader can check them against the papers.
+
+Defaults. The learning rates are Keras's, because that is what most users
+expect a name alone to mean (sgd/momentum/nesterov 0.01; adam, adamw, nadam,
+rmsprop, adagrad 0.001), except adadelta (lr=1.0, as torch and Zeiler's paper:
+its step is already in the units of the parameters, and Keras's 0.001 barely
+moves it). The other constants (eps, betas, ...) are the papers' and torch's.
+
+Weight decay. ``weight_decay`` is the coupled L2 form everywhere but `adamw`:
+the gradient becomes ``g + weight_decay * p``, so in the adaptive methods the
+decay is rescaled by the same per-coordinate factor as the gradient. `adamw`
+decouples it: ``p <- p - lr * weight_decay * p``, applied next to (not inside)
+the Adam step, as Loshchilov & Hutter propose.
+
+Kernels. ``fused=None`` (the default) uses torch's fused kernel where torch has
+one for the optimizer (sgd, momentum, nesterov, adagrad, adam, adamw) and for
+the parameters' device and dtype (CPU and CUDA floating point, torch >= 2.4),
+because it is several times faster and computes the same update; otherwise the
+multi-tensor ``foreach`` path. ``fused=True`` demands the fused kernel (an error
+where there is none), ``fused=False`` forbids it. Both paths are elementwise, so
+a run is deterministic for a given seed.
+
+Example:
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.ones(3))
+    >>> opt = optimizer({"name": "adam", "lr": 0.1}, [w])
+    >>> type(opt).__name__, opt.defaults["lr"]
+    ('Adam', 0.1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from trainlab import check
+from trainlab.errors import InputError, InputTypeError
+from trainlab.registry import Registry
+
+__all__ = [
+    "OPTIMIZERS",
+    "optimizer",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "nadam",
+]
+
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.optim.Optimizer:
+    """Build the optimizer a user described, for `params`.
+
+    Args:
+        spec: a registered name (``"adam"``), a mapping ``{"name": "adam",
+            "lr": 0.01}``, a `torch.optim.Optimizer` subclass (called as
+            ``cls(params)``, so with torch's defaults), or any callable
+            ``factory(params) -> Optimizer``.
+        params: the parameters: an iterable of tensors, a list of param-group
+            dicts (as torch.optim takes), or an `nn.Module`.
+        source: where the spec came from (``"--optimizer"``, a TOML path),
+            quoted in error messages.
+
+    Raises:
+        InputError: unknown name, unknown or invalid setting.
+        InputTypeError: `spec` is none of the above, is an optimizer that is
+            already built, or a factory did not return an optimizer.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 2)
+        >>> optimizer("momentum", model).defaults["momentum"]
+        0.9
+        >>> optimizer(torch.optim.SGD, model.parameters()).defaults["lr"]
+        0.001
+        >>> optimizer({"name": "adam", "lr": -1}, model)
+        Traceback (most recent call last):
+        ...
+        trainlab.errors.InputError: adam: lr must be >= 0, got -1. The learning rate scales every step; use a small positive value such as 0.001.
+    """
+    if isinstance(params, torch.nn.Module):
+        params = list(params.parameters())
+    elif isinstance(params, torch.Tensor):
+        params = [params]
+    else:
+        params = list(params)
+    if isinstance(spec, torch.optim.Optimizer):
+        raise InputTypeError(
+            f"optimizer{_from(source)} must be a name, a settings table, an Optimizer class or a "
+            f"factory, got an already built {type(spec).__name__}. trainlab builds the optimizer "
+            f"for the model it trains; pass the class or e.g. "
+            f"`lambda params: torch.optim.{type(spec).__name__}(params, lr=...)`."
+        )
+    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
+        built: Any = spec(params)
+    elif isinstance(spec, (str, Mapping)):
+        built = OPTIMIZERS.build(spec, source=source, params=params)
+    elif callable(spec):
+        built = spec(params)
+    else:
+        raise InputTypeError(
+            f"optimizer{_from(source)} must be a name (one of {', '.join(OPTIMIZERS.names())}), a "
+            f"table with a 'name' key, an Optimizer class or a factory, got "
+            f"{type(spec).__name__} {spec!r}"
+        )
+    if not isinstance(built, torch.optim.Optimizer):
+        raise InputTypeError(
+            f"optimizer factory {spec!r}{_from(source)} must return a torch.optim.Optimizer, got "
+            f"{type(built).__name__}"
+        )
+    return built
+
+
+# ---------------------------------------------------------------------------
+# Registered optimizers
+
+
+@OPTIMIZERS.register(
+    "sgd",
+    claim="Stepping against the gradient with a small enough lr decreases a smooth loss; full-batch, "
+    "mini-batch and stochastic gradient descent differ only in the batch size.",
+)
+def sgd(
+    params: Params,
+    *,
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.SGD:
+    """Plain (stochastic) gradient descent: p <- p - lr * g.
+
+    Full-batch, mini-batch and stochastic gradient descent are all this
+    optimizer, with batch size n (the whole data set), b, and 1: the batch
+    size is a setting of the training loop, not of the optimizer.
+
+    `momentum` and `nesterov` are accepted as in Keras's and torch's SGD; the
+    names `momentum` and `nesterov` are the same optimizer with momentum 0.9.
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.01 is Keras's default.
+        momentum: velocity decay in [0, 1); 0 is plain gradient descent.
+        nesterov: use Nesterov's look-ahead form of momentum (needs momentum > 0).
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> opt = sgd([w], lr=0.5)
+        >>> w.grad = torch.tensor([1.0, 1.0])
+        >>> opt.step()
+        >>> w.data
+        tensor([ 0.5000, -2.5000])
+    """
+    name = "sgd"
+    _check_lr(name, lr)
+    check.in_range(f"{name}: momentum", momentum, 0, 1, open_high=True,
+                   hint="Momentum is the fraction of the last update kept; 0.9 is usual.")
+    if _flag(name, "nesterov", nesterov) and momentum <= 0:
+        raise InputError(
+            f"{name}: nesterov=True needs momentum in (0, 1), got {momentum}. "
+            f"Set momentum (e.g. 0.9) or use the optimizer 'nesterov'."
+        )
+    _check_decay(name, weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov,
+                           weight_decay=weight_decay, **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "momentum",
+    claim="Accumulating a velocity damps oscillation across steep directions and speeds progress along "
+    "shallow ones (Polyak 1964).",
+)
+def momentum(
+    params: Params,
+    *,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.SGD:
+    """SGD with (heavy-ball) momentum: v <- momentum * v + g; p <- p - lr * v.
+
+    torch's form (and ours): the velocity accumulates gradients, not lr-scaled
+    steps, and starts as the first gradient. With a constant lr it is the same
+    as Keras's ``v <- momentum * v - lr * g; p <- p + v``.
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.01 is Keras's default for SGD.
+        momentum: velocity decay in [0, 1); 0.9 is the common choice (an
+            effective step of about lr / (1 - 0.9) = 10 lr along steady directions).
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0]))
+        >>> opt = momentum([w], lr=1.0, momentum=0.5)
+        >>> for _ in range(2):
+        ...     w.grad = torch.tensor([1.0])
+        ...     opt.step()
+        >>> w.item()  # steps of 1 and 1 + 0.5
+        -2.5
+    """
+    name = "momentum"
+    _check_lr(name, lr)
+    check.in_range(f"{name}: momentum", momentum, 0, 1, open_high=True,
+                   hint="Momentum is the fraction of the last update kept; 0.9 is usual.")
+    _check_decay(name, weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                           **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "nesterov",
+    claim="Taking the gradient's step from the look-ahead point reacts sooner to curvature than classical "
+    "momentum (Nesterov 1983; Sutskever et al. 2013).",
+)
+def nesterov(
+    params: Params,
+    *,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.SGD:
+    """SGD with Nesterov momentum, as torch defines it.
+
+    v <- momentum * v + g;  p <- p - lr * (g + momentum * v).
+    This is Sutskever et al.'s reformulation of Nesterov's method in terms of
+    the current parameters (the update uses the velocity one step ahead).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.01 is Keras's default for SGD.
+        momentum: velocity decay in (0, 1); 0.9 is the common choice.
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0]))
+        >>> opt = nesterov([w], lr=1.0, momentum=0.5)
+        >>> w.grad = torch.tensor([1.0])
+        >>> opt.step()
+        >>> w.item()  # v = 1, step = 1 + 0.5 * 1
+        -1.5
+    """
+    name = "nesterov"
+    _check_lr(name, lr)
+    check.in_range(f"{name}: momentum", momentum, 0, 1, open_low=True, open_high=True,
+                   hint="Nesterov momentum needs a velocity; 0.9 is usual.")
+    _check_decay(name, weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay,
+                           **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "adagrad",
+    claim="Scaling each coordinate's step by 1/sqrt(sum of its squared gradients) gives rarely-updated "
+    "coordinates larger steps (Duchi et al. 2011).",
+)
+def adagrad(
+    params: Params,
+    *,
+    lr: float = 0.001,
+    eps: float = 1e-10,
+    initial_accumulator_value: float = 0.0,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.Adagrad:
+    """Adagrad: s <- s + g^2;  p <- p - lr * g / (sqrt(s) + eps).
+
+    Steps shrink as squared gradients accumulate, which suits sparse features
+    and convex problems but can stall long non-convex runs (see rmsprop).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.001 is Keras's default.
+        eps: added to sqrt(s) for stability; 1e-10 is torch's default.
+        initial_accumulator_value: starting value of s (torch 0; Keras uses 0.1).
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0, 0.0]))
+        >>> opt = adagrad([w], lr=0.1)
+        >>> w.grad = torch.tensor([3.0, -0.01])
+        >>> opt.step()
+        >>> w.data  # the first step is lr * sign(g), whatever the gradient's size
+        tensor([-0.1000,  0.1000])
+    """
+    name = "adagrad"
+    _check_lr(name, lr)
+    _check_eps(name, eps)
+    check.at_least(f"{name}: initial_accumulator_value", initial_accumulator_value, 0)
+    _check_decay(name, weight_decay)
+    return torch.optim.Adagrad(params, lr=lr, eps=eps, initial_accumulator_value=initial_accumulator_value,
+                               weight_decay=weight_decay, **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "adadelta",
+    claim="The ratio RMS(past updates) / RMS(gradients) gives steps in the parameters' own units, so the "
+    "method needs no hand-tuned learning rate (Zeiler 2012).",
+)
+def adadelta(
+    params: Params,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.Adadelta:
+    """Adadelta, with torch's accumulators:
+
+    s <- rho * s + (1 - rho) * g^2
+    d <- sqrt(u + eps) / sqrt(s + eps) * g
+    u <- rho * u + (1 - rho) * d^2
+    p <- p - lr * d
+
+    lr=1.0 (torch's default, and the paper's method, which has no learning
+    rate) rather than Keras's 0.001: the step d is already in the units of the
+    parameters, and scaling it by 0.001 leaves the model almost where it
+    started. rho=0.9 is torch's default (the paper also uses 0.95).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: multiplier of the step d.
+        rho: decay of both running averages, in [0, 1).
+        eps: > 0; starts the update accumulator, so it sets the first steps' size.
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: torch has no fused Adadelta; None and False use the foreach path,
+            True is an error.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([1.0]))
+        >>> opt = adadelta([w])
+        >>> w.grad = torch.tensor([2.0])
+        >>> opt.step()
+        >>> round(1.0 - w.item(), 6)  # sqrt(eps) / sqrt(0.1 * 4 + eps) * 2
+        0.003162
+    """
+    name = "adadelta"
+    _check_lr(name, lr)
+    check.in_range(f"{name}: rho", rho, 0, 1, open_high=True,
+                   hint="rho is the decay of the running averages; 0.9 or 0.95 are usual.")
+    check.positive(f"{name}: eps", eps, hint="eps seeds the update accumulator; with 0 no step is ever taken.")
+    _check_decay(name, weight_decay)
+    return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                **_kernel(name, params, fused, has_fused=False))
+
+
+@OPTIMIZERS.register(
+    "rmsprop",
+    claim="Dividing by a running RMS of recent gradients normalizes each coordinate's step without "
+    "Adagrad's ever-shrinking steps (Hinton 2012).",
+)
+def rmsprop(
+    params: Params,
+    *,
+    lr: float = 0.001,
+    rho: float = 0.9,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.RMSprop:
+    """RMSprop: s <- rho * s + (1 - rho) * g^2;  p <- p - lr * g / (sqrt(s) + eps).
+
+    `rho` is the decay of the mean square (Hinton's and Keras's name); it is
+    passed to torch as ``alpha``. The default 0.9 is Keras's and Hinton's
+    lecture's (torch's own default is 0.99). eps sits outside the square root,
+    as in torch (Keras puts it inside; the difference only matters for tiny s).
+    With momentum m > 0: b <- m * b + g / (sqrt(s) + eps); p <- p - lr * b.
+    centered=True divides by an estimate of the variance instead:
+    sqrt(s - mean(g)^2) + eps.
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.001 is Keras's default.
+        rho: decay of the mean square, in [0, 1) (torch's ``alpha``).
+        eps: added to the root mean square for stability.
+        momentum: momentum on the normalized step, in [0, 1).
+        centered: normalize by the gradient's estimated variance.
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: torch has no fused RMSprop; None and False use the foreach path,
+            True is an error.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0]))
+        >>> opt = rmsprop([w], lr=0.01)
+        >>> w.grad = torch.tensor([5.0])
+        >>> opt.step()
+        >>> round(w.item(), 4)  # -0.01 * 5 / sqrt(0.1 * 25)
+        -0.0316
+    """
+    name = "rmsprop"
+    _check_lr(name, lr)
+    check.in_range(f"{name}: rho", rho, 0, 1, open_high=True,
+                   hint="rho is the decay of the mean square (torch's alpha); 0.9 is usual.")
+    _check_eps(name, eps)
+    check.in_range(f"{name}: momentum", momentum, 0, 1, open_high=True)
+    _flag(name, "centered", centered)
+    _check_decay(name, weight_decay)
+    return torch.optim.RMSprop(params, lr=lr, alpha=rho, eps=eps, momentum=momentum, centered=centered,
+                               weight_decay=weight_decay, **_kernel(name, params, fused, has_fused=False))
+
+
+@OPTIMIZERS.register(
+    "adam",
+    claim="Bias-corrected running means of the gradient and its square give each coordinate a step of "
+    "about lr whatever the gradient's scale (Kingma & Ba 2015).",
+)
+def adam(
+    params: Params,
+    *,
+    lr: float = 0.001,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    fused: bool | None = None,
+) -> torch.optim.Adam:
+    """Adam: bias-corrected first and second moment estimates.
+
+    m <- b1 * m + (1 - b1) * g;  v <- b2 * v + (1 - b2) * g^2   (t = 1, 2, ...)
+    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    `weight_decay` here is coupled L2 (g <- g + weight_decay * p, before the
+    moments), so the decay is divided by sqrt(v) like the gradient; for the
+    decoupled form use `adamw`. amsgrad=True divides by the running maximum of
+    v instead of v (Reddi et al. 2018).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.001 is the paper's and Keras's default.
+        betas: (b1, b2), each in [0, 1); the paper's (0.9, 0.999).
+        eps: added to the denominator; the paper's 1e-8 (Keras: 1e-7).
+        weight_decay: coupled L2, see above.
+        amsgrad: use the AMSGrad variant.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0, 0.0]))
+        >>> opt = adam([w], lr=0.1)
+        >>> w.grad = torch.tensor([100.0, -0.001])
+        >>> opt.step()
+        >>> w.data  # the first step is about lr * sign(g)
+        tensor([-0.1000,  0.1000])
+    """
+    name = "adam"
+    _check_lr(name, lr)
+    b = _betas(name, betas)
+    _check_eps(name, eps)
+    _check_decay(name, weight_decay)
+    _flag(name, "amsgrad", amsgrad)
+    return torch.optim.Adam(params, lr=lr, betas=b, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                            **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "adamw",
+    claim="Decoupling weight decay from the adaptive step makes it shrink every weight at the same rate, "
+    "which L2 inside Adam does not, and regularizes better (Loshchilov & Hutter 2019).",
+)
+def adamw(
+    params: Params,
+    *,
+    lr: float = 0.001,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    amsgrad: bool = False,
+    fused: bool | None = None,
+) -> torch.optim.AdamW:
+    """AdamW: Adam with decoupled weight decay.
+
+    p <- p - lr * weight_decay * p   (the decay, outside the adaptive step)
+    then the Adam step with the plain gradient g (see `adam`).
+
+    In `adam`, L2 added to the gradient is divided by sqrt(v), so weights with
+    large gradients are barely decayed; here every weight shrinks by the same
+    factor (1 - lr * weight_decay) per step. The decay is scaled by lr, so a
+    schedule scales it too. weight_decay=0.01 is torch's default (Keras uses
+    0.004).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size; 0.001 as Adam.
+        betas: (b1, b2), each in [0, 1).
+        eps: added to the denominator.
+        weight_decay: decoupled decay rate per unit of lr, >= 0.
+        amsgrad: use the AMSGrad variant.
+        fused: None picks torch's fused kernel where available, True demands it,
+            False forbids it.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([2.0]))
+        >>> opt = adamw([w], lr=0.1, weight_decay=0.5)
+        >>> w.grad = torch.tensor([0.0])
+        >>> opt.step()
+        >>> round(w.item(), 6)  # no gradient: only the decay, 2 * (1 - 0.1 * 0.5)
+        1.9
+    """
+    name = "adamw"
+    _check_lr(name, lr)
+    b = _betas(name, betas)
+    _check_eps(name, eps)
+    _check_decay(name, weight_decay)
+    _flag(name, "amsgrad", amsgrad)
+    return torch.optim.AdamW(params, lr=lr, betas=b, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                             **_kernel(name, params, fused, has_fused=True))
+
+
+@OPTIMIZERS.register(
+    "nadam",
+    claim="Applying Nesterov's look-ahead to Adam's momentum term speeds early progress over Adam "
+    "(Dozat 2016).",
+)
+def nadam(
+    params: Params,
+    *,
+    lr: float = 0.001,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    momentum_decay: float = 0.004,
+    weight_decay: float = 0.0,
+    fused: bool | None = None,
+) -> torch.optim.NAdam:
+    """NAdam (Dozat 2016), with torch's momentum schedule:
+
+    mu_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay));  P_t = mu_1 * ... * mu_t
+    m <- b1 * m + (1 - b1) * g;  v <- b2 * v + (1 - b2) * g^2
+    p <- p - lr * [(1 - mu_t) / (1 - P_t) * g + mu_{t+1} / (1 - P_t * mu_{t+1}) * m]
+             / (sqrt(v / (1 - b2^t)) + eps)
+
+    lr=0.001 is Keras's default (torch's is 0.002).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: step size.
+        betas: (b1, b2), each in [0, 1).
+        eps: added to the denominator.
+        momentum_decay: psi in the momentum schedule above (torch's 0.004).
+        weight_decay: coupled L2: the gradient becomes g + weight_decay * p.
+        fused: torch has no fused NAdam; None and False use the foreach path,
+            True is an error.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.tensor([0.0]))
+        >>> opt = nadam([w], lr=0.1)
+        >>> w.grad = torch.tensor([50.0])
+        >>> opt.step()
+        >>> -0.11 < w.item() < -0.09  # about lr * sign(g), like Adam
+        True
+    """
+    name = "nadam"
+    _check_lr(name, lr)
+    b = _betas(name, betas)
+    _check_eps(name, eps)
+    check.at_least(f"{name}: momentum_decay", momentum_decay, 0)
+    _check_decay(name, weight_decay)
+    return torch.optim.NAdam(params, lr=lr, betas=b, eps=eps, momentum_decay=momentum_decay,
+                             weight_decay=weight_decay, **_kernel(name, params, fused, has_fused=False))
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _kernel(name: str, params: Any, fused: Any, *, has_fused: bool) -> dict[str, bool]:
+    """The ``fused``/``foreach`` keywords for torch: fused where possible (faster, same numbers)."""
+    if fused is not None:
+        _flag(name, "fused", fused)
+    tensors = _tensors(params)
+    if fused is True:
+        if not has_fused:
+            raise InputError(
+                f"{name}: fused=True is not available: torch has no fused kernel for this optimizer. "
+                f"Use fused=None (automatic) or fused=False."
+            )
+        devices = _fused_devices()
+        bad = [t for t in tensors if not _fusable(t, devices)]
+        if bad:
+            raise InputError(
+                f"{name}: fused=True needs floating-point parameters on a device with fused kernels "
+                f"({', '.join(sorted(devices))}), got a {bad[0].dtype} parameter on {bad[0].device.type}. "
+                f"Use fused=None to fall back automatically."
+            )
+        return {"fused": True}
+    if fused is None and has_fused and tensors and all(_fusable(t, _fused_devices()) for t in tensors):
+        return {"fused": True}
+    # The multi-tensor path is faster than torch's per-tensor loop on the CPU too;
+    # torch only picks it by itself on accelerators.
+    foreach_ok = all(type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_sparse for t in tensors)
+    kernel = {"fused": False} if has_fused else {}
+    if foreach_ok:
+        kernel["foreach"] = True
+    return kernel
+
+
+def _fused_devices() -> set[str]:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return set(_get_fused_kernels_supported_devices())
+    except (ImportError, AttributeError):  # private helper moved: CUDA always had fused kernels
+        return {"cuda"}
+
+
+def _fusable(tensor: torch.Tensor, devices: set[str]) -> bool:
+    return (
+        type(tensor) in (torch.Tensor, torch.nn.Parameter)
+        and tensor.device.type in devices
+        and torch.is_floating_point(tensor)
+    )
+
+
+def _tensors(params: Any) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    for item in params:
+        if isinstance(item, Mapping):
+            group = item.get("params", [])
+            out.extend([group] if isinstance(group, torch.Tensor) else list(group))
+        elif isinstance(item, torch.Tensor):
+            out.append(item)
+    return out
+
+
+def _check_lr(name: str, lr: Any) -> None:
+    check.at_least(f"{name}: lr", lr, 0,
+                   hint="The learning rate scales every step; use a small positive value such as 0.001.")
+
+
+def _check_eps(name: str, eps: Any) -> None:
+    check.at_least(f"{name}: eps", eps, 0, hint="eps keeps the denominator away from 0; 1e-8 is usual.")
+
+
+def _check_decay(name: str, weight_decay: Any) -> None:
+    check.at_least(f"{name}: weight_decay", weight_decay, 0,
+                   hint="A negative decay would push weights away from 0; use 0 to turn it off.")
+
+
+def _flag(name: str, field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputTypeError(f"{name}: {field} must be true or false, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _betas(name: str, betas: Any) -> tuple[float, float]:
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise InputTypeError(
+            f"{name}: betas must be a pair (b1, b2) such as (0.9, 0.999), got {betas!r}"
+        )
+    hint = "b1 and b2 are decay rates of running averages; (0.9, 0.999) is usual."
+    b1 = check.in_range(f"{name}: betas[0]", betas[0], 0, 1, open_high=True, hint=hint)
+    b2 = check.in_range(f"{name}: betas[1]", betas[1], 0, 1, open_high=True, hint=hint)
+    return (b1, b2)
+
+
+def _from(source: str | None) -> str:
+    return f" (from {source})" if source else ""
