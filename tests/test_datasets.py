@@ -1,4 +1,4 @@
-"""Data sets, validation split and scaling: each loader's facts, each rule's defining property, each bad input."""
+"""Data sets, validation split, scaling: each loader's facts, each rule's defining property, bad input."""
 
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ def test_dataset_reports_nan_in_x_with_count_and_first_row():
     x = torch.zeros(5, 3)
     x[2, 1] = float("nan")
     x[4, 0] = float("nan")
-    with pytest.raises(InputError, match=r"dataset 'toy': x has 2 NaN values in 2 of 5 rows \(first in row 2\)"):
+    message = r"dataset 'toy': x has 2 NaN values in 2 of 5 rows \(first in row 2\)"
+    with pytest.raises(InputError, match=message):
         _data(x=x, y=torch.tensor([0, 1, 0, 1, 0]))
 
 
@@ -177,14 +178,14 @@ def test_dataset_rejects_mismatched_rows_empty_data_and_bad_labels():
         _data(y=torch.tensor([0, 1, 1, 5]))
     with pytest.raises(InputError, match=r"num_classes is for classification"):
         _data(y=torch.zeros(4), task="regression")
-    with pytest.raises(InputError, match=r"x must be float32 \(features\) or int64 \(token ids\), got torch.float64"):
+    with pytest.raises(InputError, match=r"x must be float32 \(features\) or int64 .*, got torch.float64"):
         _data(x=torch.zeros(4, 2, dtype=torch.float64))
     with pytest.raises(InputError, match=r"token ids, which must be >= 0"):
         _data(x=torch.tensor([[1, 2], [3, -1], [0, 0], [1, 1]]))
 
 
 def test_subset_keeps_the_task_facts_and_rejects_an_empty_selection():
-    data = load("iris")
+    data = load("iris", shuffled=False)
     part = data.subset(torch.tensor([0, 149]))
     assert part.y.tolist() == [0, 2] and part.num_classes == 3 and part.class_names == data.class_names
     assert len(data.subset(data.y == 1)) == 50
@@ -242,11 +243,11 @@ def test_from_arrays_keeps_int64_token_ids_only_when_asked():
         ([[1.0], [2.0]], [0, -1], {}, r"class labels must be >= 0.*got -1 in row 1"),
         ([[1.0], [2.0]], [0, 0], {}, r"only 1 class can be inferred"),
         ([[1.0], [2.0]], [0, 4], {"num_classes": 3}, r"num_classes=3 but y holds label 4"),
-        ([[1.0], [2.0]], [0.5, 1.0], {"task": "classification"}, r"whole-number class labels, got 0.5 in row 0"),
+        ([[1.0], [2.0]], [0.5, 1.0], {"task": "classification"}, r"whole-number class labels, got 0.5"),
         ([[1.0], [2.0]], [[0.5, 0.6], [1.0, 0.0]], {"task": "classification"}, r"row 0 sums to 1.1"),
         ([[1.0], [2.0]], [[0], [1]], {}, r"class labels must have shape \(num_samples,\).*y.reshape\(-1\)"),
         ([[1.0], [2.0]], [0.0, 1.0], {"num_classes": 2}, r"num_classes is for classification"),
-        ([[1.0], [2.0]], [0, 1], {"task": "clasification"}, r"task must be one of.*Did you mean 'classification'"),
+        ([[1.0], [2.0]], [0, 1], {"task": "clasification"}, r"task must be one of.*mean 'classification'"),
     ],
 )
 def test_from_arrays_rejects_bad_input_with_the_reason(x, y, kwargs, message):
@@ -427,19 +428,32 @@ def test_stratified_split_matches_sklearn_and_is_deterministic_per_seed():
 
     data = load("wine")
     _, _, x_val, y_val = split_validation(data.x, data.y, fraction=0.25, stratify=True, seed=7)
-    _, val_at = train_test_split(np.arange(len(data)), test_size=0.25, stratify=data.y.numpy(), random_state=7)
+    _, val_at = train_test_split(np.arange(len(data)), test_size=0.25, stratify=data.y.numpy(),
+                                 random_state=7)
     assert torch.equal(x_val, data.x[val_at]) and torch.equal(y_val, data.y[val_at])
     assert torch.equal(split_validation(data.x, data.y, fraction=0.25, stratify=True, seed=7)[2], x_val)
     assert not torch.equal(split_validation(data.x, data.y, fraction=0.25, stratify=True, seed=8)[2], x_val)
 
 
 def test_split_of_label_sorted_rows_warns():
-    data = load("iris")
+    data = load("iris", shuffled=False)
     with pytest.warns(UserWarning, match=r"holds only class 2.*sorted by label.*stratify=True"):
         split_validation(data.x, data.y, fraction=0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         split_validation(data.x, data.y, fraction=0.2, stratify=True)
+        shuffled = load("iris")
+        split_validation(shuffled.x, shuffled.y, fraction=0.2)
+
+
+def test_bundled_sets_come_in_one_fixed_shuffled_order_with_the_same_rows():
+    shipped, shuffled = load("iris", shuffled=False), load("iris")
+    assert torch.equal(load("iris").x, shuffled.x)  # the same order every time
+    assert not torch.equal(shipped.y, shuffled.y)
+    as_rows = lambda d: sorted(map(tuple, torch.cat([d.x, d.y[:, None].float()], 1).tolist()))
+    assert as_rows(shipped) == as_rows(shuffled)
+    # The last fifth (a Keras-style validation split) holds every class.
+    assert set(shuffled.y[120:].tolist()) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
@@ -449,7 +463,8 @@ def test_split_fraction_must_be_strictly_between_0_and_1(fraction):
 
 
 def test_split_leaving_an_empty_part_says_which_fractions_work():
-    with pytest.raises(InputError, match=r"leaves the training part empty: 3 samples.*between 0.334 and 0.666"):
+    message = r"leaves the training part empty: 3 samples.*between 0.334 and 0.666"
+    with pytest.raises(InputError, match=message):
         split_validation(torch.zeros(3, 1), torch.zeros(3), fraction=0.9)
     with pytest.raises(InputError, match=r"1 sample cannot be split"):
         split_validation(torch.zeros(1, 1), torch.zeros(1), fraction=0.5)

@@ -172,3 +172,21 @@ def test_fused_softmax_cross_entropy_stays_finite_on_huge_logits():
     history = trainlab.fit(model, "iris", {"num_epochs": 1, "seed": 0, "optimizer": {"name": "sgd", "lr": 1e-12}},
                            scaling=None)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("data, outputs, expected", [
+    ("breast_cancer", 1, "binary_crossentropy"),
+    ("breast_cancer", 2, "sparse_categorical_crossentropy"),
+    ("iris", 3, "sparse_categorical_crossentropy"),
+    ("diabetes", 1, "mse"),
+])
+def test_the_default_loss_fits_the_task_and_the_output_layer(data, outputs, expected):
+    from trainlab.engine import auto_loss
+    from trainlab.datasets import load
+
+    dataset = load(data)
+    assert auto_loss(dataset.task, dataset.y, outputs) == expected
+    activation = None if expected == "mse" else ("sigmoid" if outputs == 1 else "softmax")
+    model = trainlab.Sequential([Dense(8, activation="relu"), Dense(outputs, activation=activation)])
+    history = trainlab.fit(model, data, {"num_epochs": 2, "seed": 0})
+    assert np.isfinite(history.history["val_loss"]).all()

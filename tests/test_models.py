@@ -115,7 +115,7 @@ def test_any_torch_module_trains_with_fit():
     history = trainlab.fit(net, "iris", {"num_epochs": 30, "seed": 0,
                                          "optimizer": {"name": "adam", "lr": 0.01}})
     assert history.history["val_accuracy"][-1] > 0.6
-    assert history.params["fused_loss"] is False
+    assert history.params["fused_loss"] is False and history.params["from_logits"] is True
 
 
 def test_conv_model_trains_on_digit_images():

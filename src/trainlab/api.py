@@ -87,14 +87,6 @@ def prepare(dataset: Dataset, *, validation_split: float | None, validation_data
     return Prepared(engine.TrainData(x, y, x_val, y_val), scaler, dataset)
 
 
-def default_loss(dataset: Dataset) -> str:
-    if dataset.task == "regression":
-        return "mse"
-    if dataset.y.dim() > 1:
-        return "categorical_crossentropy"
-    return "sparse_categorical_crossentropy"
-
-
 def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None, *,
         validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
         scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
@@ -125,11 +117,12 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                        stratify=stratify, scaling=scaling, seed=recipe.seed)
     module.scaler = prepared.scaler  # type: ignore[assignment]
     technique = engine.Technique(
-        loss=recipe.loss if recipe.loss is not None else default_loss(dataset),
+        loss=recipe.loss if recipe.loss is not None else "auto",
         optimizer=recipe.optimizer,
         metrics=recipe.metrics if recipe.metrics is not None else
         (["accuracy"] if dataset.task == "classification" else ["mae"]),
         schedule=recipe.schedule,
+        task=dataset.task,
     )
     all_callbacks = as_callback_list(callbacks)
     if recipe.early_stopping is not None:

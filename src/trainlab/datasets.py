@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import warnings
 import zipfile
@@ -133,7 +134,7 @@ class Dataset:
         """The rows at `indices` (integer positions, a boolean mask or a slice), same task and names.
 
         Example:
-            >>> load("iris").subset(slice(0, 10)).y.tolist()[:3]
+            >>> load("iris", shuffled=False).subset(slice(0, 10)).y.tolist()[:3]
             [0, 0, 0]
         """
         n = len(self)
@@ -306,11 +307,17 @@ def _check_finite(t: Tensor, which: str, where: str) -> None:
 DATASETS: Registry[Any] = Registry("dataset")
 
 
-def _bundled(loader: str, name: str, task: Task, **kwargs: Any) -> Dataset:
+def _bundled(loader: str, name: str, task: Task, *, shuffled: bool, **kwargs: Any) -> Dataset:
     # Imported here: scikit-learn takes about half a second to import.
     from sklearn import datasets as sk_datasets
 
     bunch = getattr(sk_datasets, loader)(**kwargs)
+    if shuffled:
+        # scikit-learn ships iris and wine sorted by class and digits with its hardest writers last,
+        # so a Keras-style split (the last rows) would validate on an unrepresentative part. One fixed
+        # permutation, the same on every machine, makes the last rows a fair sample.
+        order = np.random.default_rng(0).permutation(len(bunch.target))
+        bunch.data, bunch.target = bunch.data[order], bunch.target[order]
     x = torch.from_numpy(np.ascontiguousarray(bunch.data, dtype=np.float32))
     feature_names = tuple(str(f) for f in bunch.feature_names)
     if task == "regression":
@@ -329,7 +336,7 @@ def _bundled(loader: str, name: str, task: Task, **kwargs: Any) -> Dataset:
     claim="Small enough to train in seconds on a CPU, hard enough that the choice of scaling, "
     "initialization and optimizer shows in the accuracy.",
 )
-def digits() -> Dataset:
+def digits(*, shuffled: bool = True) -> Dataset:
     """The UCI handwritten digits as scikit-learn ships them: 8x8 images flattened row by row.
 
     Pixel values are the raw counts 0..16, not scaled: scaling is a technique
@@ -339,42 +346,43 @@ def digits() -> Dataset:
         >>> digits()
         Dataset('digits': 1797 samples x 64 features, classification, 10 classes)
     """
-    return _bundled("load_digits", "digits", "classification")
+    return _bundled("load_digits", "digits", "classification", shuffled=shuffled)
 
 
 @DATASETS.register(
     "iris",
-    summary="Iris flowers: 150 samples x 4 features, classification, 3 classes (rows sorted by class).",
+    summary="Iris flowers: 150 samples x 4 features, classification, 3 classes.",
     claim="Tiny and almost linearly separable: a smoke test that any sound technique passes with "
     "over 90% accuracy.",
 )
-def iris() -> Dataset:
-    """Fisher's iris measurements (cm). The rows are sorted by class, as shipped.
+def iris(*, shuffled: bool = True) -> Dataset:
+    """Fisher's iris measurements (cm).
 
-    Because of that order, a Keras-style validation split (the last rows) holds
-    only one class; use `split_validation(..., stratify=True)` or shuffle first.
+    scikit-learn ships the rows sorted by class; trainlab returns them in one
+    fixed shuffled order (``shuffled=False`` gives the shipped order), so that a
+    Keras-style validation split (the last rows) holds every class.
 
     Example:
         >>> iris().class_names
         ('setosa', 'versicolor', 'virginica')
     """
-    return _bundled("load_iris", "iris", "classification")
+    return _bundled("load_iris", "iris", "classification", shuffled=shuffled)
 
 
 @DATASETS.register(
     "wine",
-    summary="Wine cultivars: 178 samples x 13 features, classification, 3 classes (rows sorted by class).",
+    summary="Wine cultivars: 178 samples x 13 features, classification, 3 classes.",
     claim="Features on very different scales (proline in the hundreds to thousands, hue near 1): "
     "shows why standardizing inputs matters for gradient descent.",
 )
-def wine() -> Dataset:
-    """Chemical analysis of wines from three cultivars. The rows are sorted by class, as shipped.
+def wine(*, shuffled: bool = True) -> Dataset:
+    """Chemical analysis of wines from three cultivars (shuffled once, as all bundled sets; see `iris`).
 
     Example:
         >>> wine().num_features
         13
     """
-    return _bundled("load_wine", "wine", "classification")
+    return _bundled("load_wine", "wine", "classification", shuffled=shuffled)
 
 
 @DATASETS.register(
@@ -383,14 +391,14 @@ def wine() -> Dataset:
     claim="Binary task with unequal classes (212 malignant, 357 benign) and unscaled features: "
     "shows feature scaling, and why accuracy alone can mislead.",
 )
-def breast_cancer() -> Dataset:
+def breast_cancer(*, shuffled: bool = True) -> Dataset:
     """Wisconsin diagnostic breast cancer data; class 0 is malignant, class 1 benign.
 
     Example:
         >>> breast_cancer().class_names
         ('malignant', 'benign')
     """
-    return _bundled("load_breast_cancer", "breast_cancer", "classification")
+    return _bundled("load_breast_cancer", "breast_cancer", "classification", shuffled=shuffled)
 
 
 @DATASETS.register(
@@ -400,7 +408,7 @@ def breast_cancer() -> Dataset:
     claim="Small and noisy: a linear model explains only about half the variance, so it shows "
     "overfitting and the value of regularization and early stopping.",
 )
-def diabetes() -> Dataset:
+def diabetes(*, shuffled: bool = True) -> Dataset:
     """Disease progression one year after baseline, from age, sex, BMI, blood pressure and 6 serum values.
 
     Features are the raw measurements (scikit-learn's ``scaled=False``), as for
@@ -411,7 +419,7 @@ def diabetes() -> Dataset:
         >>> diabetes().task
         'regression'
     """
-    return _bundled("load_diabetes", "diabetes", "regression", scaled=False)
+    return _bundled("load_diabetes", "diabetes", "regression", scaled=False, shuffled=shuffled)
 
 
 @DATASETS.register(
@@ -440,7 +448,8 @@ def synthetic(
     _check_seed("synthetic", seed)
     informative = _informative(num_features)
     if num_classes > 2**informative:
-        needed = next(f for f in range(num_features, 4 * num_classes + 4) if 2 ** _informative(f) >= num_classes)
+        needed = next(f for f in range(num_features, 4 * num_classes + 4)
+                      if 2 ** _informative(f) >= num_classes)
         raise InputError(
             f"synthetic: num_classes={num_classes} needs num_features >= {needed}, got {num_features}: "
             f"{informative} informative features can separate at most {2**informative} classes."
@@ -527,7 +536,7 @@ def load(name: str, **settings: Any) -> Dataset:
         >>> load("irs")
         Traceback (most recent call last):
         ...
-        trainlab.errors.InputError: unknown dataset 'irs'. Known: breast_cancer, diabetes, digits, iris, sequences, synthetic, wine. Did you mean 'iris'?
+        trainlab.errors.InputError: unknown dataset 'irs'. Known: ... Did you mean 'iris'?
     """
     if not isinstance(name, str):
         raise InputTypeError(f"load: name must be a data set name (str), got {type(name).__name__} {name!r}")
@@ -666,7 +675,8 @@ def _make(
 def _class_labels(y: Tensor, num_classes: int | None, where: str) -> tuple[Tensor, int]:
     """Labels as int64 class indices or float32 one-hot rows, and the number of classes."""
     if num_classes is not None:
-        check.int_at_least(f"{where}: num_classes", num_classes, 2, "Classification needs at least 2 classes.")
+        check.int_at_least(f"{where}: num_classes", num_classes, 2,
+                           "Classification needs at least 2 classes.")
     if y.is_floating_point() and y.ndim == 2:
         low, high = float(y.min()), float(y.max())
         sums = y.double().sum(1)
@@ -674,7 +684,8 @@ def _class_labels(y: Tensor, num_classes: int | None, where: str) -> tuple[Tenso
         if low < 0 or high > 1 or abs(float(sums[worst]) - 1) > 1e-4:
             raise InputError(
                 f"{where}: 2-D float labels must be one-hot or probability rows (values in [0, 1], each row "
-                f"summing to 1); row {worst} sums to {float(sums[worst]):.6g}, values range {low:.6g}..{high:.6g}. "
+                f"summing to 1); row {worst} sums to {float(sums[worst]):.6g}, values range "
+                f"{low:.6g}..{high:.6g}. "
                 "For regression with several outputs pass task='regression'."
             )
         if num_classes is not None and num_classes != y.shape[1]:
@@ -736,7 +747,9 @@ def _to_tensor(value: Any, which: str, name: str) -> Tensor:
     )
     if isinstance(value, Tensor):
         if value.is_complex():
-            raise InputTypeError(f"{where}: {which} holds complex numbers ({value.dtype}); expected real numbers.")
+            raise InputTypeError(
+                f"{where}: {which} holds complex numbers ({value.dtype}); expected real numbers."
+            )
         return value.detach()
     try:
         array = np.asarray(value)
@@ -838,11 +851,9 @@ def from_csv(
     labels = [columns[i] if columns is not None else f"column {i}" for i in range(width)]
     feature_at = [i for i in range(width) if i != target_at]
 
-    x = np.empty((len(rows), len(feature_at)), dtype=np.float64)
-    for r, (line, row) in enumerate(rows):
-        for c, i in enumerate(feature_at):
-            x[r, c] = _csv_number(row[i], file, line, labels[i])
-    y, class_names = _csv_target([(line, row[target_at]) for line, row in rows], file, labels[target_at], task)
+    x = _csv_features(rows, feature_at, file, labels)
+    target_cells = [(line, row[target_at]) for line, row in rows]
+    y, class_names = _csv_target(target_cells, file, labels[target_at], task)
     return _make(
         x, y, name=name, task=task if task is not None else ("classification" if class_names else None),
         num_classes=len(class_names) if class_names else None,
@@ -859,7 +870,7 @@ def _read_csv_rows(file: Path) -> list[tuple[int, list[str]]]:
         raise InputError(f"from_csv: {file} is not a UTF-8 text file ({error}).") from error
     first_line = text.split("\n", 1)[0]
     delimiter = next((d for d in (",", "\t", ";") if d in first_line), ",")
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     for row in reader:
         cells = [cell.strip() for cell in row]
@@ -905,6 +916,22 @@ def _target_index(target: str | int, columns: list[str] | None, width: int, file
     return index % width
 
 
+def _csv_features(rows: list[tuple[int, list[str]]], feature_at: list[int], file: Path,
+                  labels: list[str]) -> np.ndarray:
+    """The feature cells as float64; on a bad cell, an error naming its line and column."""
+    try:  # fast path: numpy parses the strings in C
+        x = np.array([[row[i] for i in feature_at] for _, row in rows], dtype=np.float64)
+        if np.isfinite(x).all():
+            return x
+    except ValueError:
+        pass
+    x = np.empty((len(rows), len(feature_at)), dtype=np.float64)
+    for r, (line, row) in enumerate(rows):
+        for c, i in enumerate(feature_at):
+            x[r, c] = _csv_number(row[i], file, line, labels[i])
+    return x
+
+
 def _csv_number(cell: str, file: Path, line: int, column: str) -> float:
     if cell == "":
         raise InputError(
@@ -929,7 +956,7 @@ def _csv_number(cell: str, file: Path, line: int, column: str) -> float:
 def _csv_target(
     cells: list[tuple[int, str]], file: Path, column: str, task: str | None
 ) -> tuple[np.ndarray, list[str]]:
-    """The target column as int64 labels, float64 targets, or text labels mapped to 0..k-1 (and their names)."""
+    """The target column as int64 labels, float64 targets, or text labels mapped to 0..k-1 (with names)."""
     for line, cell in cells:
         if cell == "":
             raise InputError(f"from_csv: {file} line {line}, target column {column!r} is empty.")
@@ -1005,7 +1032,8 @@ def from_npz(
         for key in (x_key, y_key):
             if key not in archive.files:
                 raise InputError(
-                    f"from_npz: {file} has no array '{key}'. Arrays in it: {', '.join(archive.files) or '(none)'}."
+                    f"from_npz: {file} has no array '{key}'. "
+                    f"Arrays in it: {', '.join(archive.files) or '(none)'}."
                     f"{did_you_mean(key, archive.files)} Choose them with x_key= and y_key=."
                 )
             try:
@@ -1181,7 +1209,9 @@ def _empty_part_message(n: int, fraction: float, split_at: int) -> str:
             f"in each part use a validation_split between {low:g} and {high:g}, or more data.")
 
 
-def _stratified_split(x: Tensor, y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _stratified_split(
+    x: Tensor, y: Tensor, fraction: float, seed: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     _check_seed("split_validation", seed)
     if y.is_floating_point() and y.ndim == 2:
         labels = y.argmax(1)
@@ -1213,7 +1243,7 @@ def _stratified_split(x: Tensor, y: Tensor, fraction: float, seed: int) -> tuple
 
 
 def _warn_if_sorted(y_train: Tensor, y_val: Tensor, fraction: float) -> None:
-    """Warn when the last-rows split looks like it cut data sorted by label (valid, but probably a mistake)."""
+    """Warn when the last-rows split seems to cut data sorted by label (valid, but probably a mistake)."""
     if y_train.is_floating_point() or y_train.ndim != 1:
         return
     train_classes = set(torch.unique(y_train).tolist())
@@ -1290,7 +1320,9 @@ class _AffineScaler:
         """``(x - shift) / scale`` per feature, in x's dtype and on x's device."""
         self._check_input(x, "transform")
         if self.shift is None or self.scale is None:
-            raise InputError(f"{self.name}: transform called before fit; fit it on the training inputs first.")
+            raise InputError(
+                f"{self.name}: transform called before fit; fit it on the training inputs first."
+            )
         if tuple(x.shape[1:]) != tuple(self.shift.shape):
             raise InputError(
                 f"{self.name}: fitted on samples of shape {tuple(self.shift.shape)}, got x of shape "
@@ -1330,13 +1362,16 @@ class _AffineScaler:
             shift = torch.tensor(state[self.shift_key], dtype=torch.float64)
             scale = torch.tensor(state[self.scale_key], dtype=torch.float64)
         except (TypeError, ValueError) as error:
-            raise InputError(f"scaler '{self.name}' state: statistics must be lists of numbers ({error}).") from error
+            raise InputError(
+                f"scaler '{self.name}' state: statistics must be lists of numbers ({error})."
+            ) from error
         if shift.shape != scale.shape or shift.ndim == 0:
             raise InputError(
                 f"scaler '{self.name}' state: '{self.shift_key}' and '{self.scale_key}' must be lists of the "
                 f"same shape, got {tuple(shift.shape)} and {tuple(scale.shape)}."
             )
-        if not (bool(torch.isfinite(shift).all()) and bool(torch.isfinite(scale).all()) and bool((scale > 0).all())):
+        finite = bool(torch.isfinite(shift).all()) and bool(torch.isfinite(scale).all())
+        if not (finite and bool((scale > 0).all())):
             raise InputError(
                 f"scaler '{self.name}' state: statistics must be finite and '{self.scale_key}' > 0."
             )
@@ -1387,9 +1422,8 @@ class Standardize(_AffineScaler):
     scale_key = "std"
 
     def _stats(self, values: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-        # For a constant feature, the mean is its value exactly (summing can round).
-        mean = torch.where(low == high, low, values.mean(0))
-        return mean, values.std(0, correction=0)
+        # In float64 the mean of a constant float32 feature is its value exactly, so it centres to 0.
+        return values.mean(0), values.std(0, correction=0)
 
 
 class MinMax(_AffineScaler):
@@ -1448,7 +1482,8 @@ class NoScaling:
 
 @SCALERS.register(
     "standardize",
-    summary="Per feature: subtract the training mean, divide by the training std (constant features: scale 1).",
+    summary="Per feature: subtract the training mean, divide by the training std "
+    "(constant features: scale 1).",
     claim="Centred, unit-variance inputs make the loss surface better conditioned, so gradient descent "
     "converges faster than on raw features of mixed scales.",
 )

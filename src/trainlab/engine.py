@@ -73,12 +73,26 @@ class TrainData:
 
 @dataclass
 class Technique:
-    """What is trained with: loss, metrics, optimizer, schedule (names, tables or objects)."""
+    """What is trained with: loss, metrics, optimizer, schedule (names, tables or objects).
+
+    `loss="auto"` picks the loss from `task` and the model's output width (see `auto_loss`).
+    """
 
     loss: Any
     optimizer: Any = "adam"
     metrics: Sequence[Any] = field(default_factory=list)
     schedule: Any = None
+    task: str | None = None
+
+
+def auto_loss(task: str | None, y: Tensor, num_outputs: int) -> str:
+    """The usual loss for the task: mse for regression; for classes, the cross-entropy that fits
+    the targets (one-hot rows: categorical) and the output layer (one unit: binary)."""
+    if task == "regression" or (task is None and y.is_floating_point() and y.dim() == 1):
+        return "mse"
+    if y.dim() > 1 and y.shape[-1] > 1:
+        return "categorical_crossentropy"
+    return "binary_crossentropy" if num_outputs == 1 else "sparse_categorical_crossentropy"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -156,13 +170,8 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     model.to(device)  # layers built by the probe already sit on `device`; this is a no-op then
     num_outputs = out.shape[-1] if out.dim() > 1 else 1
 
-    loss_fn: Loss = make_loss(technique.loss, source="loss")
-    fuse = (not loss_fn.from_logits and loss_fn.fusable_activation is not None
-            and output_activation(model) == loss_fn.fusable_activation)
-    forward: Callable[[Tensor], Tensor] = model.forward_logits if fuse else model  # type: ignore[attr-defined]
-    if fuse:
-        # Softmax/sigmoid + cross-entropy computed together from logits, as Keras does: no log(0).
-        loss_fn = loss_fn.with_logits()
+    loss_fn, forward, from_logits = resolve_loss(model, technique, data.y, num_outputs)
+    fuse = forward is not model
     y = _targets(data.y, loss_fn, num_outputs, "training", device)
     x_val = data.x_val.to(device) if data.x_val is not None else None
     y_val = (_targets(data.y_val, loss_fn, num_outputs, "validation", device)
@@ -235,14 +244,14 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
                 if train_metrics:
                     detached = output.detach()
                     for m in train_metrics:
-                        m.update(detached, yb, from_logits=fuse)
+                        m.update(detached, yb, from_logits=from_logits)
                 if cbs.has_batch_hooks:
                     cbs.on_batch_end(batch, {"loss": batch_loss.detach(), "size": xb.shape[0]})
             run.step = step
             logs = _epoch_logs(loss_sum, penalty_sum if penalty is not None else None, n, train_metrics)
             if x_val is not None and y_val is not None:
                 logs.update(evaluate_tensors(model, forward, loss_fn, val_metrics, x_val, y_val,
-                                             batch_size=val_batch, from_logits=fuse, prefix="val_"))
+                                             batch_size=val_batch, from_logits=from_logits, prefix="val_"))
             run.lr = float(optimizer.param_groups[0]["lr"])
             logs["lr"] = run.lr
             if schedule is not None and hasattr(schedule, "on_epoch_end"):
@@ -257,9 +266,31 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
         cbs.on_train_end({})
     history.stop_reason = run.stop_reason
     history.params = {"epochs": config.num_epochs, "steps": steps_per_epoch, "batch_size": batch_size,
-                      "seed": seed, "device": str(device), "fused_loss": fuse}
+                      "seed": seed, "device": str(device), "fused_loss": fuse, "from_logits": from_logits}
     history.model = model  # type: ignore[attr-defined]
     return history
+
+
+def resolve_loss(model: nn.Module, technique: Technique, y: Tensor,
+                 num_outputs: int) -> tuple[Loss, Callable[[Tensor], Tensor], bool]:
+    """The loss, the forward function to train with, and whether outputs fed to them are logits.
+
+    A trainlab model whose last activation is the one the cross-entropy can fuse
+    (softmax, sigmoid) is run without it and the loss computed from logits, as
+    Keras does: stable for any logit. A plain torch module says nothing of its
+    output activation; by PyTorch convention it returns logits.
+    """
+    spec = auto_loss(technique.task, y, num_outputs) if technique.loss == "auto" else technique.loss
+    loss_fn: Loss = make_loss(spec, source="loss")
+    forward: Callable[[Tensor], Tensor] = model
+    if loss_fn.fusable_activation is not None and not loss_fn.from_logits:
+        declares = callable(getattr(model, "output_activation", None))
+        if declares and output_activation(model) == loss_fn.fusable_activation:
+            forward = model.forward_logits  # type: ignore[attr-defined]
+            loss_fn = loss_fn.with_logits()
+        elif not declares:
+            loss_fn = loss_fn.with_logits()
+    return loss_fn, forward, loss_fn.from_logits
 
 
 def _divergence_reason(logs: dict[str, Any], lr: float) -> str:

@@ -749,7 +749,7 @@ def _binary_average_error(name: str, classes: int) -> InputError:
     return InputError(
         f"{name}: average='binary' scores class 1 of a two-class problem, but the model has {classes} "
         f"outputs (classes). Choose how to average over classes: {{name = \"{name}\", average = "
-        "\"macro\"}} (each class counts the same), \"weighted\" (by class frequency) or \"micro\" "
+        "\"macro\"} (each class counts the same), \"weighted\" (by class frequency) or \"micro\" "
         "(each sample counts the same)."
     )
 

@@ -235,17 +235,11 @@ class Sequential(nn.Module):
         xs = self._scale(data.x.to(device))
         out = engine.probe_outputs(self, xs)
         num_outputs = out.shape[-1] if out.dim() > 1 else 1
-        from trainlab.losses import loss as make_loss
-
-        loss_fn = make_loss(technique.loss, source="loss")
-        fuse = (not loss_fn.from_logits and loss_fn.fusable_activation is not None
-                and self.output_activation() == loss_fn.fusable_activation)
-        if fuse:
-            loss_fn = loss_fn.with_logits()
+        loss_fn, forward, from_logits = engine.resolve_loss(self, technique, data.y, num_outputs)
         yt = engine._targets(data.y, loss_fn, num_outputs, "evaluation", device)
         metrics = engine._metrics(technique.metrics, loss_fn, num_outputs)
-        logs = engine.evaluate_tensors(self, self.forward_logits if fuse else self, loss_fn, metrics, xs, yt,
-                                       batch_size=batch_size or 1024, from_logits=fuse)
+        logs = engine.evaluate_tensors(self, forward, loss_fn, metrics, xs, yt,
+                                       batch_size=batch_size or 1024, from_logits=from_logits)
         if return_dict:
             return logs
         values = list(logs.values())

@@ -408,7 +408,8 @@ class OneCycle(_Stateless):
         start = 0.0
         for i, (end, low, high) in enumerate(phases):
             if t <= end or i == len(phases) - 1:
-                pct = (t - start) / (end - start)
+                # A phase shorter than one tick is already over (torch divides by zero here).
+                pct = (t - start) / (end - start) if end > start else 1.0
                 if self.anneal == "cos":
                     return high + (low - high) / 2.0 * (math.cos(math.pi * pct) + 1)
                 return (high - low) * pct + low
@@ -464,11 +465,12 @@ class Plateau:
                 self.wait = 0
 
     def _improved(self, current: float) -> bool:
-        if self.best is None:
-            return True
+        # Keras starts best at +-inf, so a first value of NaN (or inf) is not an improvement.
         if self.mode == "min":
-            return current < self.best - self.min_delta
-        return current > self.best + self.min_delta
+            best = math.inf if self.best is None else self.best
+            return current < best - self.min_delta
+        best = -math.inf if self.best is None else self.best
+        return current > best + self.min_delta
 
     def state_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self._STATE}
@@ -560,8 +562,8 @@ def step_decay(
     means the update counter everywhere else).
 
     Args:
-        step_size: epochs between decays; None (the default) is a third of the
-            run, so the lr drops twice (the classic CIFAR ResNet shape).
+        step_size: epochs between decays (may be fractional); None (the
+            default) is a third of the run, so the lr drops twice.
         gamma: factor per decay, in (0, 1].
         per: "epoch" (default): constant within an epoch; "step": the same
             decay times, read every update (differs only for fractional step_size).
@@ -574,7 +576,7 @@ def step_decay(
     name = "step"
     clock = _clock(name, per, steps_per_epoch)
     if step_size is None:
-        step_size = max(1, round(_run_epochs(steps_per_epoch, num_epochs, total_steps) / 3))
+        step_size = _run_epochs(steps_per_epoch, num_epochs, total_steps) / 3
     check.positive(f"{name}: step_size", step_size, hint="step_size counts epochs between decays.")
     _gamma(name, gamma)
     return StepDecay(step_size=clock.ticks(step_size), gamma=float(gamma), clock=clock)
@@ -598,7 +600,9 @@ def multistep(
 
     Args:
         milestones: increasing epochs at which the lr is multiplied by gamma;
-            None (the default) is 50% and 75% of the run (the usual CIFAR schedule).
+            None (the default) is 50% and 75% of the run (the usual CIFAR
+            schedule; with per="epoch" a fractional milestone takes effect
+            at the next whole epoch).
         gamma: factor per milestone, in (0, 1].
         per: "epoch" (default) or "step", as for `step`.
 
@@ -611,7 +615,7 @@ def multistep(
     clock = _clock(name, per, steps_per_epoch)
     if milestones is None:
         epochs = _run_epochs(steps_per_epoch, num_epochs, total_steps)
-        milestones = [round(0.5 * epochs), round(0.75 * epochs)]
+        milestones = [0.5 * epochs, 0.75 * epochs]
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence) or not milestones:
         raise InputTypeError(f"{name}: milestones must be a non-empty list of epochs, got {milestones!r}")
     values = [check.at_least(f"{name}: milestones[{i}]", m, 0) for i, m in enumerate(milestones)]
@@ -902,16 +906,9 @@ def one_cycle(
     if not isinstance(three_phase, bool):
         raise InputTypeError(f"{name}: three_phase must be true or false, got {three_phase!r}")
     horizon = clock.ticks_from_steps(_total(steps_per_epoch, num_epochs, total_steps))
-    result = OneCycle(horizon=horizon, pct_start=float(pct_start), div_factor=float(div_factor),
-                      final_div_factor=float(final_div_factor), anneal=anneal, three_phase=three_phase,
-                      clock=clock)
-    ends = [0.0] + [end for end, _, _ in result.phases()]
-    if any(b <= a for a, b in zip(ends, ends[1:])):
-        raise InputError(
-            f"{name}: the run is too short for pct_start={pct_start}: each phase needs at least one tick, "
-            f"got {horizon:g} {per}s. Raise pct_start or train longer."
-        )
-    return result
+    return OneCycle(horizon=horizon, pct_start=float(pct_start), div_factor=float(div_factor),
+                    final_div_factor=float(final_div_factor), anneal=anneal, three_phase=three_phase,
+                    clock=clock)
 
 
 @SCHEDULES.register(
@@ -944,7 +941,8 @@ def plateau(
         factor: multiplier per reduction, in [0, 1).
         patience: epochs without improvement before a reduction, >= 0.
         mode: "min", "max", or "auto" ("max" if the name contains acc, auc,
-            precision, recall, f1 or r2, else "min").
+            precision, recall, f1 or r2, else "min"; Keras 3.0 looks for
+            "acc" only, later Keras versions ask the metric's direction).
         min_delta: smallest change that counts as an improvement, >= 0.
         cooldown: epochs after a reduction during which no new one is counted, >= 0.
         min_lr: the lowest learning rate, absolute as in Keras (not a
