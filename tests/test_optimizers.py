@@ -135,10 +135,12 @@ CASES: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], Callable[..., 
     ("rmsprop", {"lr": 0.01, "rho": 0.8, "eps": 1e-8, "weight_decay": 0.01}, rmsprop_rule),
     ("rmsprop", {"lr": 0.01, "rho": 0.8, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.5, "centered": True},
      rmsprop_rule),
-    ("adam", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8, "weight_decay": 0.1}, lambda s: adam_rule(s, False)),
+    ("adam", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8, "weight_decay": 0.1},
+     lambda s: adam_rule(s, False)),
     ("adam", {"lr": 0.01, "betas": [0.8, 0.95], "eps": 1e-8, "weight_decay": 0.0, "amsgrad": True},
      lambda s: adam_rule(s, False)),
-    ("adamw", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8, "weight_decay": 0.1}, lambda s: adam_rule(s, True)),
+    ("adamw", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8, "weight_decay": 0.1},
+     lambda s: adam_rule(s, True)),
     ("nadam", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8, "momentum_decay": 0.004, "weight_decay": 0.01},
      nadam_rule),
 ]
@@ -305,6 +307,9 @@ def test_optimizer_accepts_a_class_a_factory_and_a_module():
     assert len(built.param_groups[0]["params"]) == 2
     groups = optimizer("adam", [{"params": [model.weight], "lr": 0.1}, {"params": [model.bias]}])
     assert [g["lr"] for g in groups.param_groups] == [0.1, 0.001]
+    # A generator inside a param group is read once, not drained by the kernel choice.
+    drained = optimizer("adam", [{"params": model.parameters(), "lr": 0.1}])
+    assert len(drained.param_groups[0]["params"]) == 2 and drained.defaults["fused"] is True
 
 
 def test_optimizer_rejects_a_built_optimizer_and_a_factory_that_returns_something_else():

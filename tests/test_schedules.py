@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainlab.errors import InputError, InputTypeError
-from trainlab.schedules import SCHEDULES, Plateau, Schedule, plot_schedule, schedule, with_warmup
+from trainlab.schedules import SCHEDULES, Schedule, plot_schedule, schedule, with_warmup
 
 
 def values(spec: Any, steps_per_epoch: int, num_epochs: int, **kwargs: Any) -> list[float]:
@@ -74,11 +74,13 @@ def test_cosine_is_keras_cosine_decay_to_alpha_over_the_run():
     s = schedule({"name": "cosine", "alpha": alpha}, steps_per_epoch=spe, num_epochs=epochs)
     for step in range(total + 3):
         t = min(step, total)
-        assert s(step) == pytest.approx(alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * t / total)), abs=1e-12)
+        expected = alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * t / total))
+        assert s(step) == pytest.approx(expected, abs=1e-12)
     assert s(total) == pytest.approx(alpha) and s(total + 100) == pytest.approx(alpha)
     # per="epoch": torch's CosineAnnealingLR stepped once per epoch.
     got = values({"name": "cosine", "alpha": alpha, "per": "epoch"}, spe, epochs)
-    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs, eta_min=alpha), epochs)
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs, eta_min=alpha),
+                    epochs)
     assert got == pytest.approx([ref[s // spe] for s in range(total)], abs=1e-12)
 
 
@@ -120,7 +122,8 @@ def test_cosine_restarts_equals_torch_cosine_annealing_warm_restarts(period, per
 def test_cosine_restarts_per_epoch_equals_torch_stepped_once_per_epoch():
     spe, epochs = 3, 15
     got = values({"name": "cosine_restarts", "period": 2, "period_mult": 2, "per": "epoch"}, spe, epochs)
-    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2), epochs)
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
+                    epochs)
     assert got == pytest.approx([ref[s // spe] for s in range(spe * epochs)], abs=1e-12)
 
 
@@ -170,7 +173,8 @@ def test_warmup_shifts_the_clock_of_epoch_schedules():
 
 def test_warmup_cosine_defaults_to_ten_percent_of_the_run_and_takes_its_own_warmup():
     got = values("warmup_cosine", 10, 5)  # 50 steps: 5 warmup steps, cosine over 45
-    expected = [s / 5 for s in range(5)] + [0.5 * (1 + math.cos(math.pi * (s - 5) / 45)) for s in range(5, 50)]
+    expected = [s / 5 for s in range(5)] + [
+        0.5 * (1 + math.cos(math.pi * (s - 5) / 45)) for s in range(5, 50)]
     assert got == pytest.approx(expected, abs=1e-12)
     assert values({"name": "warmup_cosine", "warmup_epochs": 2}, 10, 5) == values(
         {"name": "cosine", "warmup_epochs": 2}, 10, 5)
@@ -198,7 +202,8 @@ def test_a_callable_is_wrapped_with_an_empty_state():
 def reductions(monitored: list[float], **settings: Any) -> tuple[list[int], list[float]]:
     """Epochs at whose end the multiplier dropped, and the multiplier after each epoch."""
     base_lr = settings.pop("base_lr", None)
-    s = schedule({"name": "plateau", **settings}, steps_per_epoch=1, num_epochs=len(monitored), base_lr=base_lr)
+    s = schedule({"name": "plateau", **settings}, steps_per_epoch=1, num_epochs=len(monitored),
+                 base_lr=base_lr)
     monitor = settings.get("monitor", "val_loss")
     dropped, after = [], []
     for epoch, value in enumerate(monitored):
@@ -276,7 +281,8 @@ def test_plateau_state_dict_resumes_exactly():
 
 def test_plateau_missing_monitor_is_an_error_listing_the_logged_names():
     s = schedule("plateau", steps_per_epoch=1, num_epochs=3)
-    with pytest.raises(InputError, match="plateau: monitor 'val_loss' is not among this epoch's logs \\(loss\\)"):
+    message = r"plateau: monitor 'val_loss' is not among this epoch's logs \(loss\)"
+    with pytest.raises(InputError, match=message):
         s.on_epoch_end(0, {"loss": 1.0})
 
 
@@ -308,7 +314,8 @@ BAD = [
     ({"name": "cosine", "warmup_steps": 2.5}, "cosine: warmup_steps must be an int >= 0"),
     ({"name": "cosine", "warmup_steps": 2, "warmup_start": 1.5}, r"cosine: warmup_start must be in \[0, 1\]"),
     ({"name": "cosine", "warmup_start": 0.1}, "cosine: warmup_start=0.1 needs warmup_epochs or warmup_steps"),
-    ({"name": "cosine", "warmup_epoch": 2}, "schedule 'cosine' has no setting 'warmup_epoch'.*'warmup_epochs'"),
+    ({"name": "cosine", "warmup_epoch": 2},
+     "schedule 'cosine' has no setting 'warmup_epoch'.*Did you mean 'warmup_epochs'"),
     ({"name": "cosine", "num_epochs": 2}, "cosine: 'num_epochs' is set by trainlab"),
     ({"name": "cosin"}, "unknown schedule 'cosin' \\(from recipe.schedule\\).*Did you mean 'cosine'"),
     ({"alpha": 0.1}, "a schedule given as a table needs a 'name' key"),
@@ -337,7 +344,8 @@ def test_a_stateless_schedule_refuses_a_foreign_state():
 
 
 def test_plot_schedule_writes_a_png(tmp_path):
-    out = plot_schedule({"name": "one_cycle"}, tmp_path / "plots" / "lr.png", steps_per_epoch=10, num_epochs=5)
+    out = plot_schedule({"name": "one_cycle"}, tmp_path / "plots" / "lr.png",
+                        steps_per_epoch=10, num_epochs=5)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
 

@@ -194,7 +194,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     history = History()
     history.seed = seed
     run = RunState(model=model, num_epochs=config.num_epochs, steps_per_epoch=steps_per_epoch,
-                   lr=base_lrs[0], history=history.history)
+                   lr=base_lrs[0], history=history.history, optimizer=optimizer)
     extra: list[Callback] = [ProgressBar(config.verbose)] if config.verbose else []
     cbs = CallbackList([*callbacks, *extra, history], model=model, run=run,
                        params={"epochs": config.num_epochs, "steps": steps_per_epoch,

@@ -89,17 +89,12 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
         0.9
         >>> optimizer(torch.optim.SGD, model.parameters()).defaults["lr"]
         0.001
-        >>> optimizer({"name": "adam", "lr": -1}, model)
+        >>> optimizer({"name": "adam", "lr": -1}, model)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        trainlab.errors.InputError: adam: lr must be >= 0, got -1. The learning rate scales every step; use a small positive value such as 0.001.
+        trainlab.errors.InputError: adam: lr must be >= 0, got -1. The learning rate scales every step; ...
     """
-    if isinstance(params, torch.nn.Module):
-        params = list(params.parameters())
-    elif isinstance(params, torch.Tensor):
-        params = [params]
-    else:
-        params = list(params)
+    params = _params(params)
     if isinstance(spec, torch.optim.Optimizer):
         raise InputTypeError(
             f"optimizer{_from(source)} must be a name, a settings table, an Optimizer class or a "
@@ -173,6 +168,7 @@ def sgd(
         tensor([ 0.5000, -2.5000])
     """
     name = "sgd"
+    params = _params(params)
     _check_lr(name, lr)
     check.in_range(f"{name}: momentum", momentum, 0, 1, open_high=True,
                    hint="Momentum is the fraction of the last update kept; 0.9 is usual.")
@@ -225,6 +221,7 @@ def momentum(
         -2.5
     """
     name = "momentum"
+    params = _params(params)
     _check_lr(name, lr)
     check.in_range(f"{name}: momentum", momentum, 0, 1, open_high=True,
                    hint="Momentum is the fraction of the last update kept; 0.9 is usual.")
@@ -270,6 +267,7 @@ def nesterov(
         -1.5
     """
     name = "nesterov"
+    params = _params(params)
     _check_lr(name, lr)
     check.in_range(f"{name}: momentum", momentum, 0, 1, open_low=True, open_high=True,
                    hint="Nesterov momentum needs a velocity; 0.9 is usual.")
@@ -316,6 +314,7 @@ def adagrad(
         tensor([-0.1000,  0.1000])
     """
     name = "adagrad"
+    params = _params(params)
     _check_lr(name, lr)
     _check_eps(name, eps)
     check.at_least(f"{name}: initial_accumulator_value", initial_accumulator_value, 0)
@@ -369,10 +368,12 @@ def adadelta(
         0.003162
     """
     name = "adadelta"
+    params = _params(params)
     _check_lr(name, lr)
     check.in_range(f"{name}: rho", rho, 0, 1, open_high=True,
                    hint="rho is the decay of the running averages; 0.9 or 0.95 are usual.")
-    check.positive(f"{name}: eps", eps, hint="eps seeds the update accumulator; with 0 no step is ever taken.")
+    check.positive(f"{name}: eps", eps,
+                   hint="eps seeds the update accumulator; with 0 no step is ever taken.")
     _check_decay(name, weight_decay)
     return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                 **_kernel(name, params, fused, has_fused=False))
@@ -425,6 +426,7 @@ def rmsprop(
         -0.0316
     """
     name = "rmsprop"
+    params = _params(params)
     _check_lr(name, lr)
     check.in_range(f"{name}: rho", rho, 0, 1, open_high=True,
                    hint="rho is the decay of the mean square (torch's alpha); 0.9 is usual.")
@@ -481,6 +483,7 @@ def adam(
         tensor([-0.1000,  0.1000])
     """
     name = "adam"
+    params = _params(params)
     _check_lr(name, lr)
     b = _betas(name, betas)
     _check_eps(name, eps)
@@ -536,6 +539,7 @@ def adamw(
         1.9
     """
     name = "adamw"
+    params = _params(params)
     _check_lr(name, lr)
     b = _betas(name, betas)
     _check_eps(name, eps)
@@ -589,6 +593,7 @@ def nadam(
         True
     """
     name = "nadam"
+    params = _params(params)
     _check_lr(name, lr)
     b = _betas(name, betas)
     _check_eps(name, eps)
@@ -602,7 +607,7 @@ def nadam(
 # Helpers
 
 
-def _kernel(name: str, params: Any, fused: Any, *, has_fused: bool) -> dict[str, bool]:
+def _kernel(name: str, params: list[Any], fused: Any, *, has_fused: bool) -> dict[str, bool]:
     """The ``fused``/``foreach`` keywords for torch: fused where possible (faster, same numbers)."""
     if fused is not None:
         _flag(name, "fused", fused)
@@ -650,12 +655,26 @@ def _fusable(tensor: torch.Tensor, devices: set[str]) -> bool:
     )
 
 
-def _tensors(params: Any) -> list[torch.Tensor]:
+def _params(params: Any) -> list[Any]:
+    """`params` as a list that can be read twice: generators (also inside param groups) are drained once."""
+    if isinstance(params, torch.nn.Module):
+        return list(params.parameters())
+    if isinstance(params, torch.Tensor):
+        return [params]
+    out: list[Any] = []
+    for item in params:
+        if isinstance(item, Mapping) and "params" in item and not isinstance(item["params"], torch.Tensor):
+            item = {**item, "params": list(item["params"])}
+        out.append(item)
+    return out
+
+
+def _tensors(params: list[Any]) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     for item in params:
         if isinstance(item, Mapping):
             group = item.get("params", [])
-            out.extend([group] if isinstance(group, torch.Tensor) else list(group))
+            out.extend([group] if isinstance(group, torch.Tensor) else group)
         elif isinstance(item, torch.Tensor):
             out.append(item)
     return out

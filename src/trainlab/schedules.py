@@ -35,13 +35,14 @@ Example:
 from __future__ import annotations
 
 import bisect
+import functools
 import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from trainlab import check
 from trainlab.errors import InputError, InputTypeError, did_you_mean
@@ -125,10 +126,10 @@ def schedule(
         >>> s = schedule({"name": "step", "step_size": 2, "gamma": 0.5}, steps_per_epoch=10, num_epochs=6)
         >>> [s(step) for step in (0, 19, 20, 40)]
         [1.0, 1.0, 0.5, 0.25]
-        >>> schedule({"name": "cosine", "alpha": 2}, steps_per_epoch=10, num_epochs=6)
+        >>> schedule({"name": "cosine", "alpha": 2}, steps_per_epoch=10, num_epochs=6)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        trainlab.errors.InputError: cosine: alpha must be in [0, 1], got 2. alpha is the final multiplier (the floor); 0 decays to zero.
+        trainlab.errors.InputError: cosine: alpha must be in [0, 1], got 2. alpha is the final multiplier...
     """
     check.int_at_least("schedule: steps_per_epoch", steps_per_epoch, 1)
     check.int_at_least("schedule: num_epochs", num_epochs, 1)
@@ -138,7 +139,9 @@ def schedule(
         spec = {"name": spec}
     if isinstance(spec, Mapping):
         if "name" not in spec:
-            return SCHEDULES.build(spec, source=source)  # raises: a table needs a 'name'
+            raise InputError(
+                f"a schedule given as a table needs a 'name' key{_from(source)}, got {dict(spec)!r}"
+            )
         entry = SCHEDULES.entry(spec["name"], source=source)
         settings = {k: v for k, v in spec.items() if k != "name"}
         params = inspect.signature(entry.factory).parameters
@@ -168,14 +171,14 @@ def schedule(
             )
         # The inner schedule runs for what is left after the warmup (at least one step, so a
         # warmup as long as the run is allowed: the inner schedule then only sets its target).
-        inner = SCHEDULES.build(
+        inner: Schedule = SCHEDULES.build(
             {"name": entry.name, **settings}, source=source, steps_per_epoch=steps_per_epoch,
             num_epochs=num_epochs, total_steps=max(total - warmup_steps, 1), base_lr=base_lr,
         )
         if warmup_steps:
             return with_warmup(inner, warmup_steps=warmup_steps,
                                warmup_start=0.0 if start is None else start)
-        return inner  # type: ignore[no-any-return]
+        return inner
     if isinstance(spec, Schedule):
         return spec
     if callable(spec):
@@ -392,6 +395,7 @@ class OneCycle(_Stateless):
     three_phase: bool
     clock: Clock
 
+    @functools.cached_property
     def phases(self) -> list[tuple[float, float, float]]:
         """(end tick, start multiplier, end multiplier) of each phase, as torch lays them out."""
         initial = 1.0 / self.div_factor
@@ -403,7 +407,7 @@ class OneCycle(_Stateless):
         return [(peak_at, initial, 1.0), (self.horizon - 1, 1.0, final)]
 
     def __call__(self, step: int) -> float:
-        phases = self.phases()
+        phases = self.phases
         t = min(self.clock(step), self.horizon - 1)
         start = 0.0
         for i, (end, low, high) in enumerate(phases):
@@ -436,7 +440,7 @@ class Plateau:
     best: float | None = None
     wait: int = 0
     cooldown_counter: int = 0
-    _STATE = ("multiplier", "best", "wait", "cooldown_counter")
+    _STATE: ClassVar[tuple[str, ...]] = ("multiplier", "best", "wait", "cooldown_counter")
 
     def __call__(self, step: int) -> float:
         return self.multiplier
@@ -620,7 +624,9 @@ def multistep(
         raise InputTypeError(f"{name}: milestones must be a non-empty list of epochs, got {milestones!r}")
     values = [check.at_least(f"{name}: milestones[{i}]", m, 0) for i, m in enumerate(milestones)]
     if any(b <= a for a, b in zip(values, values[1:])):
-        raise InputError(f"{name}: milestones must be strictly increasing, got {list(milestones)}. Sort them.")
+        raise InputError(
+            f"{name}: milestones must be strictly increasing, got {list(milestones)}. Sort them."
+        )
     _gamma(name, gamma)
     return MultiStep(milestones=tuple(clock.ticks(m) for m in values), gamma=float(gamma), clock=clock)
 
@@ -687,7 +693,8 @@ def cosine(
     """
     name = "cosine"
     clock = _clock(name, per, steps_per_epoch)
-    check.in_range(f"{name}: alpha", alpha, 0, 1, hint="alpha is the final multiplier (the floor); 0 decays to zero.")
+    check.in_range(f"{name}: alpha", alpha, 0, 1,
+                   hint="alpha is the final multiplier (the floor); 0 decays to zero.")
     horizon = clock.ticks_from_steps(_total(steps_per_epoch, num_epochs, total_steps))
     return Cosine(alpha=float(alpha), horizon=horizon, clock=clock)
 
@@ -810,9 +817,11 @@ def cyclic(
     check.at_least(f"{name}: min_factor", min_factor, 0)
     check.at_least(f"{name}: max_factor", max_factor, min_factor,
                    hint="max_factor is the top of the cycle; it must not be below min_factor.")
-    check.positive(f"{name}: step_size_up", step_size_up, hint="step_size_up counts epochs of the rising half.")
+    check.positive(f"{name}: step_size_up", step_size_up,
+                   hint="step_size_up counts epochs of the rising half.")
     down = step_size_up if step_size_down is None else step_size_down
-    check.positive(f"{name}: step_size_down", down, hint="step_size_down counts epochs of the falling half.")
+    check.positive(f"{name}: step_size_down", down,
+                   hint="step_size_down counts epochs of the falling half.")
     check.choice(f"{name}: mode", mode, ("triangular", "triangular2", "exp_range"))
     _gamma(name, gamma)
     return Cyclic(min_factor=float(min_factor), max_factor=float(max_factor), up=clock.ticks(step_size_up),

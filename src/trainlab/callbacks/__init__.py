@@ -45,6 +45,7 @@ class RunState:
     history: dict[str, list[float]] = field(default_factory=dict)
     stop_reason: str | None = None
     stopped_epoch: int | None = None
+    optimizer: Any = None  # the torch optimizer; callbacks that steer the lr set its param_groups
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current epoch, saying why."""
