@@ -62,7 +62,8 @@ def test_fit_writes_the_run_folder_and_prints_json(tmp_path, capsys):
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path / "runs" / "iris-small"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "history.jsonl", "model.json", "model.safetensors", "result.json", "spec.toml"]
+        "checkpoint", "history.jsonl", "model.json", "model.safetensors", "result.json", "spec.toml"]
+    assert [p.name for p in (run_dir / "checkpoint").iterdir()] == ["state.safetensors"]
     lines = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1, 2, 3, 4]
     assert lines[-1]["val_accuracy"] == result["final"]["val_accuracy"]

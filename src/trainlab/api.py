@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from trainlab import __version__, engine
-from trainlab.callbacks import Callback, EarlyStopping, History, LambdaCallback, as_callback_list
+from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.datasets import Dataset, as_dataset, scaler as make_scaler, split_validation
 from trainlab.errors import InputError
 from trainlab.layers import Layer
@@ -90,7 +90,7 @@ def prepare(dataset: Dataset, *, validation_split: float | None, validation_data
 def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None, *,
         validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
         scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
-        verbose: int = 0) -> History:
+        verbose: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = False) -> History:
     """Train `model` on `data` with `recipe`; return its History.
 
     Args:
@@ -105,6 +105,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
             fitted on the training part only and kept on the model as `model.scaler`.
         callbacks: one callback or a list, in addition to the recipe's early stopping.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        checkpoint_dir: where the resumable state is saved after every epoch.
+        resume: continue from the checkpoint in `checkpoint_dir`, if there is one.
 
     Returns:
         History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
@@ -129,7 +131,10 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
     config = engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
                                shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
-                               verbose=verbose)
+                               verbose=verbose, clip_grad_norm=recipe.clip_grad_norm,
+                               clip_grad_value=recipe.clip_grad_value,
+                               divergence_factor=recipe.divergence_factor,
+                               checkpoint_dir=checkpoint_dir, resume=resume)
     history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
     history.recipe = recipe  # type: ignore[attr-defined]
     history.scaler = prepared.scaler  # type: ignore[attr-defined]
@@ -153,16 +158,20 @@ def dataset_from_spec(spec: DataSpec) -> Dataset:
 
 
 def run_spec(spec: FitSpec, *, runs_dir: str | Path = "runs", verbose: int = 1,
-             callbacks: Sequence[Callback] = ()) -> RunResult:
-    """Train what a validated spec describes and write the run folder (see `trainlab.runs`)."""
-    dataset = dataset_from_spec(spec.data)  # loaded before anything is written
-    model = Sequential(spec.model.layers, name=spec.name)
+             callbacks: Sequence[Callback] = (), resume: bool = False) -> RunResult:
+    """Train what a validated spec describes and write the run folder (see `trainlab.runs`).
 
-    def train(record: Any) -> tuple[History, nn.Module]:
-        recorder = LambdaCallback(on_epoch_end=lambda epoch, logs: record(epoch, logs))
+    With `resume`, the newest unfinished run of the same spec continues from its
+    last checkpoint and ends with the same weights as an uninterrupted run.
+    """
+    dataset = dataset_from_spec(spec.data)  # loaded before anything is written
+
+    def train(staging: Path, resuming: bool, history_file: Callback) -> tuple[History, nn.Module]:
+        model = Sequential(spec.model.layers, name=spec.name)
         history = fit(model, dataset, spec.recipe, validation_split=spec.data.validation_split,
                       stratify=spec.data.stratify, scaling=spec.data.scaling,
-                      callbacks=[*callbacks, recorder], verbose=verbose)
+                      callbacks=[*callbacks, history_file], verbose=verbose,
+                      checkpoint_dir=staging / "checkpoint", resume=resuming)
         return history, model
 
-    return write_run(Path(runs_dir), spec.name, spec_to_dict(spec), train)
+    return write_run(Path(runs_dir), spec.name, spec_to_dict(spec), train, resume=resume)

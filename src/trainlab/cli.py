@@ -29,13 +29,14 @@ def fit(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this spec."),
 ) -> None:
     """Train the model a spec describes; write the run under runs/ and print a final table."""
     from trainlab.api import run_spec
     from trainlab.spec import load_spec
 
     parsed = load_spec(spec)
-    result = run_spec(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1)
+    result = run_spec(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1, resume=resume)
     history = result.history
     final = {k: v[-1] for k, v in history.history.items() if v}
     best = _best(history.history)

@@ -18,6 +18,14 @@ Determinism: for a given seed on the CPU the final weights are identical bit
 for bit. The global torch RNG (used by dropout and by any nn.Module the user
 brings) is seeded inside `torch.random.fork_rng`, so the caller's own random
 state is restored afterwards.
+
+Checkpoints: with `checkpoint_dir`, the state that makes the next step
+identical (weights, optimizer and schedule state, callback state, RNG states,
+epoch, step, history) is saved atomically after every epoch; `resume=True`
+continues from it, ending with the same weights bit for bit as a run never
+interrupted. A run whose loss turns NaN/inf, or grows past `divergence_factor`
+times its first epoch's loss, stops with a diagnosis; the model keeps the last
+good epoch's weights and the last good checkpoint is not overwritten.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +42,7 @@ from torch import Tensor, nn
 
 from trainlab import check
 from trainlab.callbacks import Callback, CallbackList, History, ProgressBar, RunState
+from trainlab.checkpoint import STATE_FILE, load_state, save_state
 from trainlab.errors import InputError
 from trainlab.losses import Loss
 from trainlab.losses import loss as make_loss
@@ -53,10 +63,24 @@ class LoopConfig:
     device: str = "auto"
     validation_batch_size: int | None = None
     verbose: int = 0
+    clip_grad_norm: float | None = None
+    clip_grad_value: float | None = None
+    divergence_factor: float | None = 100.0
+    checkpoint_dir: str | Path | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         check.int_at_least("batch_size", self.batch_size, 1)
         check.int_at_least("num_epochs", self.num_epochs, 1)
+        if self.clip_grad_norm is not None:
+            check.positive("clip_grad_norm", self.clip_grad_norm)
+        if self.clip_grad_value is not None:
+            check.positive("clip_grad_value", self.clip_grad_value)
+        if self.divergence_factor is not None:
+            check.positive("divergence_factor", self.divergence_factor,
+                           "It is how many times the first epoch's loss counts as diverged; None disables it.")
+        if self.resume and self.checkpoint_dir is None:
+            raise InputError("resume=True needs a checkpoint_dir to resume from")
         if self.seed is not None:
             check.int_at_least("seed", self.seed, 0)
 
@@ -187,7 +211,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(n / batch_size)
     schedule = (make_schedule(technique.schedule, steps_per_epoch=steps_per_epoch,
-                              num_epochs=config.num_epochs, source="schedule")
+                              num_epochs=config.num_epochs, base_lr=base_lrs[0], source="schedule")
                 if technique.schedule is not None else None)
     penalty = _penalty_fn(model)
 
@@ -202,11 +226,27 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     generator = torch.Generator(device=device).manual_seed(seed)
     val_batch = config.validation_batch_size or max(batch_size, 1024)
     model.stop_training = False  # type: ignore[assignment]
-    step = 0
+    state_file = Path(config.checkpoint_dir) / STATE_FILE if config.checkpoint_dir is not None else None
+    saved = load_state(state_file) if (config.resume and state_file is not None
+                                       and state_file.is_file()) else None
+    start_epoch, step = (saved["epoch"] + 1, saved["step"]) if saved is not None else (0, 0)
+    run.epoch = start_epoch
+    last_good = _copy_state(model)
+    first_loss: float | None = saved.get("first_loss") if saved is not None else None
+    fingerprint = (config.batch_size, n, steps_per_epoch, seed)
 
     cbs.on_train_begin({})
     try:
-        for epoch in range(config.num_epochs):
+        if saved is not None:
+            _restore(saved, fingerprint, model, optimizer, schedule, cbs, history, generator, device)
+            run.lr = float(optimizer.param_groups[0]["lr"])
+            last_good = _copy_state(model)
+            if saved.get("stopped"):
+                model.stop_training = True  # type: ignore[assignment]
+                run.stop_reason = saved.get("stop_reason")
+        for epoch in range(start_epoch, config.num_epochs):
+            if getattr(model, "stop_training", False):
+                break
             run.epoch = epoch
             cbs.on_epoch_begin(epoch, {})
             model.train()
@@ -238,6 +278,10 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
                         penalty_sum.add_(extra_loss.detach(), alpha=xb.shape[0])
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
+                if config.clip_grad_value is not None:
+                    torch.nn.utils.clip_grad_value_(params, config.clip_grad_value, foreach=True)
+                if config.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm, foreach=True)
                 optimizer.step()
                 step += 1
                 loss_sum.add_(batch_loss.detach(), alpha=xb.shape[0])
@@ -254,19 +298,34 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
                                              batch_size=val_batch, from_logits=from_logits, prefix="val_"))
             run.lr = float(optimizer.param_groups[0]["lr"])
             logs["lr"] = run.lr
-            if schedule is not None and hasattr(schedule, "on_epoch_end"):
+            if schedule is not None:
                 schedule.on_epoch_end(epoch, logs)
-            if not math.isfinite(logs["loss"]):
-                run.request_stop(_divergence_reason(logs, run.lr))
+            if first_loss is None:
+                first_loss = logs["loss"]
+            diverged = _diverged(logs["loss"], first_loss, config.divergence_factor)
+            if diverged:
+                run.request_stop(_divergence_reason(logs, run.lr, history.history.get("loss"), params,
+                                                    restored=epoch > 0))
             cbs.on_epoch_end(epoch, logs)
-            if getattr(model, "stop_training", False):
+            stopping = bool(getattr(model, "stop_training", False))
+            if diverged:
+                # Keep what was learned before it went wrong: the last good epoch's weights.
+                model.load_state_dict(last_good)
+                break
+            last_good = _copy_state(model)
+            if state_file is not None:
+                save_state(state_file, _snapshot(epoch, step, fingerprint, first_loss, model, optimizer,
+                                                 schedule, cbs, history, generator, device, stopping,
+                                                 run.stop_reason))
+            if stopping:
                 run.stopped_epoch = epoch
                 break
     finally:
         cbs.on_train_end({})
     history.stop_reason = run.stop_reason
     history.params = {"epochs": config.num_epochs, "steps": steps_per_epoch, "batch_size": batch_size,
-                      "seed": seed, "device": str(device), "fused_loss": fuse, "from_logits": from_logits}
+                      "seed": seed, "device": str(device), "fused_loss": fuse, "from_logits": from_logits,
+                      "resumed_from_epoch": start_epoch if saved is not None else None}
     history.model = model  # type: ignore[attr-defined]
     return history
 
@@ -293,10 +352,77 @@ def resolve_loss(model: nn.Module, technique: Technique, y: Tensor,
     return loss_fn, forward, loss_fn.from_logits
 
 
-def _divergence_reason(logs: dict[str, Any], lr: float) -> str:
-    return (f"training diverged: the loss became {logs['loss']} at lr {lr:.3g}. The usual causes are a "
-            "learning rate too high for this optimizer, exploding gradients (try gradient clipping), "
-            "or unnormalized inputs (try scaling = 'standardize' or BatchNormalization).")
+def _diverged(loss: float, first_loss: float, factor: float | None) -> bool:
+    if not math.isfinite(loss):
+        return True
+    return factor is not None and math.isfinite(first_loss) and loss > factor * max(first_loss, 1e-12)
+
+
+def _grad_norm(params: Sequence[Tensor]) -> float:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return float("nan")
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item())
+
+
+def _divergence_reason(logs: dict[str, Any], lr: float, losses: Sequence[float] | None,
+                       params: Sequence[Tensor], *, restored: bool) -> str:
+    before = f"{losses[-1]:.4g}" if losses else "none (first epoch)"
+    return (f"training diverged: the loss became {logs['loss']:.4g} (previous epoch {before}) at lr {lr:.3g}, "
+            f"gradient norm {_grad_norm(params):.4g} at the last step. The usual causes: a learning rate "
+            "too high for this optimizer (try a 10x smaller lr or a warmup), exploding gradients (set "
+            "clip_grad_norm), or unnormalized inputs or activations (scaling = 'standardize', "
+            "BatchNormalization)."
+            + (" The weights of the last good epoch were kept." if restored else ""))
+
+
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _snapshot(epoch: int, step: int, fingerprint: tuple[int, ...], first_loss: float | None,
+              model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, cbs: CallbackList,
+              history: History, generator: torch.Generator, device: torch.device, stopped: bool,
+              stop_reason: str | None) -> dict[str, Any]:
+    """Everything that makes the next step identical to an uninterrupted run's."""
+    rng = {"cpu": torch.get_rng_state(), "generator": generator.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return {
+        "epoch": epoch, "step": step, "fingerprint": list(fingerprint), "first_loss": first_loss,
+        "model": dict(model.state_dict()), "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict() if schedule is not None else None,
+        "callbacks": [cb.state_dict() for cb in cbs.callbacks],
+        "history": {"history": history.history, "epoch": history.epoch},
+        "rng": rng, "stopped": stopped, "stop_reason": stop_reason,
+    }
+
+
+def _restore(saved: dict[str, Any], fingerprint: tuple[int, ...], model: nn.Module,
+             optimizer: torch.optim.Optimizer, schedule: Any, cbs: CallbackList, history: History,
+             generator: torch.Generator, device: torch.device) -> None:
+    if tuple(saved["fingerprint"]) != fingerprint:
+        raise InputError(
+            f"the checkpoint was made by a different run (batch size, sample count, steps per epoch, seed "
+            f"{tuple(saved['fingerprint'])}; this run has {fingerprint}). Resume with the same spec and data, "
+            "or start a new run without resume."
+        )
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if schedule is not None and saved["schedule"] is not None:
+        schedule.load_state_dict(saved["schedule"])
+    if len(saved["callbacks"]) != len(cbs.callbacks):
+        raise InputError("the checkpoint was made with a different set of callbacks; resume with the same ones")
+    for cb, state in zip(cbs.callbacks, saved["callbacks"]):
+        if state:
+            cb.load_state_dict(state)
+    history.history.clear()
+    history.history.update({k: list(v) for k, v in saved["history"]["history"].items()})
+    history.epoch[:] = saved["history"]["epoch"]
+    torch.set_rng_state(saved["rng"]["cpu"])
+    generator.set_state(saved["rng"]["generator"])
+    if device.type == "cuda" and "cuda" in saved["rng"]:
+        torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
 
 
 def _targets(y: Tensor, loss_fn: Loss, num_outputs: int, part: str, device: torch.device) -> Tensor:

@@ -6,8 +6,10 @@
     model.json         how to rebuild the model (layers, input shape, scaling)
     result.json        seed, stop reason, final metrics, version
 
-Files are written into a hidden staging folder that is renamed into place once
-complete, so an interrupted or failed run leaves no half-written run folder.
+Files are written into a hidden staging folder (``.<run-id>.partial``, with
+the resumable checkpoint in ``checkpoint/``) that is renamed into place once
+complete: a run folder is always whole. A killed run leaves its staging
+folder, which ``trainlab fit --resume`` continues.
 `load` rebuilds a saved model; it reads JSON and safetensors only.
 """
 
@@ -28,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainlab import __version__
-from trainlab.callbacks import History
+from trainlab.callbacks import Callback, History
 from trainlab.errors import InputError
 from trainlab.models import Sequential
 
@@ -88,35 +90,70 @@ def load(path: str | Path) -> Sequential:
     return model
 
 
-def write_run(root: Path, name: str, spec: dict[str, Any], train: Callable[[Callable[[int, dict[str, Any]],
-              None]], tuple[History, nn.Module]]) -> RunResult:
-    """Run `train` while streaming its history into a staging folder; move it into place when done.
+class HistoryFile(Callback):
+    """Rewrites history.jsonl (atomically) after each epoch: one JSON line per epoch so far.
 
-    `train` receives a function to call with (epoch, logs) after each epoch.
+    It reads the run's history, which a resumed run restores from its
+    checkpoint, so the file always matches the run's state.
     """
-    run_id = new_run_id()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        history = self.run.history
+        count = max((len(v) for v in history.values()), default=0)
+        rows = [{"epoch": i, **{k: v[i] for k, v in history.items() if i < len(v)}} for i in range(count)]
+        rows.append({"epoch": epoch, **(logs or {})})
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def find_partial(parent: Path, spec_text: str) -> Path | None:
+    """The newest unfinished run folder of the same spec, if any (for --resume)."""
+    candidates = [p for p in parent.glob(".*.partial")
+                  if (p / "spec.toml").is_file() and (p / "spec.toml").read_text() == spec_text]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def write_run(root: Path, name: str, spec: dict[str, Any],
+              train: Callable[[Path, bool, Callback], tuple[History, nn.Module]], *,
+              resume: bool = False) -> RunResult:
+    """Run `train` inside a hidden staging folder; rename it into place when the run is complete.
+
+    `train(staging, resuming, history_file)` trains with its checkpoint in
+    ``staging/checkpoint`` and `history_file` among its callbacks. With
+    `resume`, the newest unfinished folder of the same spec is continued. Bad
+    input removes the staging folder (nothing half-written is left); any other
+    interruption keeps it, with its checkpoint, for ``--resume``.
+    """
     parent = root / name
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".{run_id}.partial"
-    staging.mkdir()
+    spec_text = tomli_w.dumps(spec)
+    staging = find_partial(parent, spec_text) if (resume and parent.is_dir()) else None
+    resuming = staging is not None
+    if staging is None:
+        run_id = new_run_id()
+        staging = parent / f".{run_id}.partial"
+        staging.mkdir(parents=True)
+        (staging / "spec.toml").write_text(spec_text)
+    run_id = staging.name[1:].removesuffix(".partial")
     try:
-        (staging / "spec.toml").write_text(tomli_w.dumps(spec))
-        with open(staging / "history.jsonl", "w") as history_file:
-
-            def record(epoch: int, logs: dict[str, Any]) -> None:
-                history_file.write(json.dumps({"epoch": epoch, **logs}) + "\n")
-                history_file.flush()
-
-            history, model = train(record)
+        history, model = train(staging, resuming, HistoryFile(staging / "history.jsonl"))
         save_model(model, staging)
         final = {k: v[-1] for k, v in history.history.items() if v}
         write_json_atomic(staging / "result.json", {
             "name": name, "run_id": run_id, "seed": history.seed, "epochs": len(history.epoch),
             "stop_reason": history.stop_reason, "final": final, "version": __version__,
+            "resumed_from_epoch": history.params.get("resumed_from_epoch"),
         })
         run_dir = parent / run_id
         os.replace(staging, run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except InputError:
+        if not resuming:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     return RunResult(history, model, run_dir)

@@ -114,6 +114,9 @@ class RecipeSpec(_Strict):
     shuffle: bool = True
     seed: int = Field(default=0, ge=0)
     early_stopping: EarlyStoppingSpec | None = None
+    clip_grad_norm: float | None = Field(default=None, gt=0)
+    clip_grad_value: float | None = Field(default=None, gt=0)
+    divergence_factor: float | None = Field(default=100.0, gt=0)
     device: str = "auto"
 
     @model_validator(mode="after")
@@ -124,10 +127,10 @@ class RecipeSpec(_Strict):
         from trainlab.schedules import schedule as make_schedule
 
         # Build each technique once on a dummy parameter, so names and settings fail here, not mid-run.
-        make_optimizer(self.optimizer, [torch.nn.Parameter(torch.zeros(1))], source="recipe.optimizer")
+        built = make_optimizer(self.optimizer, [torch.nn.Parameter(torch.zeros(1))], source="recipe.optimizer")
         if self.schedule is not None:
             make_schedule(self.schedule, steps_per_epoch=1, num_epochs=self.num_epochs,
-                          source="recipe.schedule")
+                          base_lr=built.param_groups[0]["lr"], source="recipe.schedule")
         resolved = make_loss(self.loss, source="recipe.loss") if self.loss is not None else None
         for m in self.metrics or []:
             make_metric(m, loss=resolved, source="recipe.metrics")

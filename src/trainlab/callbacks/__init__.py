@@ -273,11 +273,13 @@ class EarlyStopping(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch,
-                "stopped_epoch": self.stopped_epoch, "direction": self.direction}
+                "stopped_epoch": self.stopped_epoch, "direction": self.direction,
+                "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
         self.stopped_epoch, self.direction = state["stopped_epoch"], state["direction"]
+        self.best_weights = state.get("best_weights")
 
 
 def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
