@@ -69,13 +69,20 @@ def save_model(model: nn.Module, directory: Path) -> None:
 
 
 def load(path: str | Path) -> Sequential:
-    """Rebuild a saved Sequential (architecture, scaling, weights) from a run or model folder."""
-    directory = Path(path)
-    if directory.is_file():
-        directory = directory.parent
-    config_file, weights_file = directory / "model.json", directory / "model.safetensors"
+    """Rebuild a saved Sequential (architecture, scaling, weights).
+
+    `path` is a run or model folder (model.json + model.safetensors), or a
+    weights file ``X.safetensors`` with its ``X.json`` beside it (as
+    ModelCheckpoint writes them).
+    """
+    given = Path(path)
+    if given.suffix == ".safetensors":
+        config_file, weights_file = given.with_suffix(".json"), given
+    else:
+        directory = given.parent if given.is_file() else given
+        config_file, weights_file = directory / "model.json", directory / "model.safetensors"
     if not config_file.is_file() or not weights_file.is_file():
-        raise InputError(f"'{path}' holds no saved model: expected model.json and model.safetensors there")
+        raise InputError(f"'{path}' holds no saved model: expected {weights_file.name} and {config_file.name}")
     try:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as error:

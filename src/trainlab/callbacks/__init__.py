@@ -373,3 +373,7 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
             break
     callbacks.on_train_end()
     return stopped
+
+
+# Callbacks with modules of their own, importable from here as in Keras (keras.callbacks.X).
+from trainlab.callbacks.checkpoint import ModelCheckpoint  # noqa: E402
