@@ -112,3 +112,15 @@ def test_batch_hooks_that_nobody_overrides_are_skipped():
     run = RunState(model=model, num_epochs=1, steps_per_epoch=1)
     assert not CallbackList([EpochOnly()], model=model, run=run, params={}).has_batch_hooks
     assert CallbackList([Batchy()], model=model, run=run, params={}).has_batch_hooks
+
+
+def test_lambda_callback_batch_hooks_are_called():
+    import trainlab
+    from trainlab.layers import Dense
+
+    seen = []
+    probe = LambdaCallback(on_batch_begin=lambda batch, logs: seen.append(("begin", batch)),
+                           on_batch_end=lambda batch, logs: seen.append(("end", batch)))
+    trainlab.fit(trainlab.Sequential([Dense(3, activation="softmax")]), "iris",
+                 {"num_epochs": 1, "batch_size": 60, "seed": 0}, callbacks=probe)
+    assert seen == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]

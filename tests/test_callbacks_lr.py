@@ -56,7 +56,8 @@ def reduction_epochs(after, start_lr=1.0):
     [
         # patience 2: waits of 1, 2 at epochs 2, 3 -> reduce at 3; again 1, 2 at 4, 5 -> reduce at 5;
         # epoch 6 improves; waits 1, 2 at 7, 8 -> reduce at 8.
-        (dict(patience=2, min_delta=0.0), [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.5, 0.6, 0.7], [3, 5, 8], 0.125),
+        (dict(patience=2, min_delta=0.0), [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.5, 0.6, 0.7], [3, 5, 8],
+         0.125),
         # patience 0: every epoch that does not improve reduces at once.
         (dict(patience=0, min_delta=0.0), [1.0, 0.9, 0.9, 0.8, 0.8], [2, 4], 0.25),
         # cooldown 2 with patience 1 on a flat curve: reduce at 1 (counter 2); epoch 2 counts down
@@ -66,8 +67,9 @@ def reduction_epochs(after, start_lr=1.0):
         # cooldown 3, patience 2: reduce at 2 (counter 3); 3, 4 in cooldown (3->2->1); 5 counts to 0,
         # then waits 1; 6 waits 2 -> reduce.
         (dict(patience=2, cooldown=3), [1.0] * 8, [2, 6], 0.25),
-        # An improvement during the cooldown still updates best: 0.5 at epoch 2 is the new best,
-        # so 0.6 and 0.7 afterwards are waits 1, 2 -> reduce at 5 (counter ran out at epoch 3).
+        # An improvement during the cooldown still updates best: reduce at 2 (counter 2); 0.5 at
+        # epoch 3 (counter 1) is the new best; at epoch 4 the counter reaches 0 and 0.6 is wait 1;
+        # 0.7 is wait 2 -> reduce at 5.
         (dict(patience=2, cooldown=2), [1.0, 1.0, 1.0, 0.5, 0.6, 0.7], [2, 5], 0.25),
         # min_delta 0.1: 0.95 is not below 1.0 - 0.1 -> reduce at 1; 0.85 is -> new best;
         # 0.89 is not below 0.75 -> reduce at 3; 0.70 is.
@@ -138,7 +140,7 @@ def test_reduce_lr_on_plateau_starts_fresh_at_each_fit():
 
 @pytest.mark.parametrize("load_before_train_begin", [True, False])
 def test_reduce_lr_on_plateau_resumes_exactly_from_its_state(load_before_train_begin):
-    values = [1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.86, 0.87, 0.88]
+    values = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.85, 0.86, 0.87, 0.88]
     kwargs = dict(monitor="loss", factor=0.5, patience=2, cooldown=1, min_delta=0.0)
     _, whole = drive(ReduceLROnPlateau(**kwargs), values, monitor="loss")
 
@@ -162,7 +164,10 @@ def test_reduce_lr_on_plateau_resumes_exactly_from_its_state(load_before_train_b
         _, part2 = drive(resumed, values[4:], monitor="loss", start=4, model=model,
                          optimizer=resumed_optimizer, run_begin=False)
     assert part1 + part2 == whole
-    assert reduction_epochs(whole) == [3, 7]
+    # e3: wait 2 -> reduce (counter 1); e4: counter 0, wait 1; e5: wait 2 -> reduce; e6: counter 0,
+    # improves; e7, e8: waits 1, 2 -> reduce; e9: counter 0, wait 1. A callback that forgot its
+    # state would take 0.97 at epoch 4 as its first best and not reduce at epoch 5.
+    assert reduction_epochs(whole) == [3, 5, 8]
 
 
 @pytest.mark.parametrize(
@@ -220,13 +225,14 @@ def test_fit_history_shows_each_reduction_from_the_next_epoch_on():
 def test_reduced_lr_trains_like_the_same_lrs_set_by_a_scheduler():
     # Oracle: the batches must really use the reduced lr. The same lr sequence set at each epoch's
     # start by LearningRateScheduler gives bit-identical weights (the CPU loop is deterministic).
+    # patience 1 and min_delta 10: reductions at the end of epochs 1, 2 (and 3).
     reduce = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0)
     model_a, history_a = _iris_fit([reduce], num_epochs=4)
-    lrs = [0.1, 0.05, 0.025, 0.0125]
+    lrs = [0.1, 0.1, 0.05, 0.025]
     assert history_a.history["lr"] == lrs
     model_b, history_b = _iris_fit([LearningRateScheduler(lambda epoch: lrs[epoch])], num_epochs=4)
     assert history_b.history["lr"] == lrs
-    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     model_c, _ = _iris_fit([], num_epochs=4)  # and not like a constant lr
     assert not torch.equal(model_a.layers[0].weight, model_c.layers[0].weight)
@@ -246,10 +252,15 @@ def test_learning_rate_scheduler_sets_the_lr_at_each_epoch_start(schedule, expec
 
 def test_learning_rate_scheduler_with_two_arguments_keeps_group_ratios():
     model = nn.Linear(2, 1)
-    groups = [{"params": [model.weight], "lr": 1.0}, {"params": [model.bias], "lr": 0.1}]
-    _, after = drive(LearningRateScheduler(lambda epoch, lr: lr * 0.5), [0.0] * 2, groups=groups, model=model)
+
+    def groups():
+        return [{"params": [model.weight], "lr": 1.0}, {"params": [model.bias], "lr": 0.1}]
+
+    halve = LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+    _, after = drive(halve, [0.0] * 2, groups=groups(), model=model)
     assert after == [[0.5, 0.05], [0.25, 0.025]]
-    _, after = drive(LearningRateScheduler(lambda epoch: 0.2), [0.0], groups=groups, model=model)
+    # a one-argument schedule gives the lr of every group
+    _, after = drive(LearningRateScheduler(lambda epoch: 0.2), [0.0], groups=groups(), model=model)
     assert after == [[0.2, 0.2]]
 
 
@@ -259,7 +270,7 @@ def test_learning_rate_scheduler_is_used_by_the_training_steps():
     model_a, history = _iris_fit([frozen], num_epochs=3)
     assert history.history["lr"] == [0.1, 0.0, 0.0]
     model_b, _ = _iris_fit([], num_epochs=1)
-    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 

@@ -125,6 +125,139 @@ def catalog(
         out.print(f"kinds: {', '.join(REGISTRIES)}")
 
 
+@app.command()
+def study(
+    spec: Path = typer.Argument(..., help="Study TOML: a fit spec plus [study] (seeds, vary, case)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the study folder is written."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the finished runs; train only the missing ones."),
+    json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
+) -> None:
+    """Train every case x seed of a study, print the ranked table and write report.html."""
+    from trainlab.study import load_study, run_study
+    from trainlab.study.progress import RichStudyProgress
+
+    parsed = load_study(spec)
+    if dry_run:
+        plan = [{"run_id": r.run_id, "case": r.case.label, "seed": r.seed} for r in parsed.runs]
+        if json_output:
+            print(json.dumps({"name": parsed.name, "cases": [c.label for c in parsed.cases], "runs": plan}))
+            return
+        for row in plan:
+            out.print(f"{row['run_id']}  ({row['case']}, seed {row['seed']})", highlight=False)
+        out.print(f"{len(parsed.cases)} cases x {parsed.settings.seeds} seeds = {len(plan)} runs; "
+                  f"nothing trained (--dry-run)")
+        return
+    progress = None if (quiet or json_output) else RichStudyProgress(out)
+    result = run_study(parsed, runs_dir=runs_dir, resume=resume, progress=progress)
+    if json_output:
+        print(json.dumps({"name": parsed.name, "study_dir": str(result.study_dir), "report": str(result.report),
+                          "trained": result.trained, "reused": result.reused,
+                          "comparison": result.comparison.to_dict()}))
+        return
+    out.print(result.comparison.table())
+    out.print(f"{len(result.trained)} runs trained, {len(result.reused)} reused; report: {result.report}")
+
+
+@app.command()
+def report(
+    study_dir: Path = typer.Argument(..., help="A study folder, runs/<study-name>/."),
+    json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Rebuild a study's report.html (and print its ranked table) from the stored runs."""
+    from trainlab.study import build_report, compare, load_results
+
+    path = build_report(study_dir)
+    stored = load_results(study_dir)
+    settings = stored.info.get("settings", {})
+    comparison = compare(stored.records, metric=settings.get("metric"), mode=settings.get("mode", "auto"),
+                         rank_by=settings.get("rank_by", "final"), case_order=stored.case_labels)
+    if json_output:
+        print(json.dumps({"report": str(path), "comparison": comparison.to_dict()}))
+        return
+    out.print(comparison.table())
+    out.print(f"report: {path}")
+
+
+runs_app = typer.Typer(help="List the runs and studies recorded in the run index (runs/index.sqlite).",
+                       invoke_without_command=True, no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs_list(
+    context: typer.Context,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="The runs folder that holds index.sqlite."),
+    study_name: Optional[str] = typer.Option(None, "--study", help="Only the runs of this study."),
+    status: Optional[str] = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only runs of specs with this name."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N runs."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List runs and studies from the index (`trainlab runs show ID` for one run)."""
+    from trainlab.index import list_runs, list_studies
+
+    context.obj = {"runs_dir": runs_dir, "json": json_output}
+    if context.invoked_subcommand is not None:
+        return
+    rows = list_runs(runs_dir, study=study_name, status=status, name=name, limit=limit)
+    studies = [s for s in list_studies(runs_dir) if study_name is None or s.name == study_name]
+    if json_output:
+        print(json.dumps({"studies": [s.as_dict() for s in studies], "runs": [r.as_dict() for r in rows]}))
+        return
+    if studies:
+        table = Table(title="studies")
+        for column in ("name", "status", "runs", "updated", "folder"):
+            table.add_column(column)
+        for s in studies:
+            table.add_row(s.name, s.status, str(s.num_runs or ""), _when(s.updated), s.study_dir or "")
+        out.print(table)
+    table = Table(title=f"{len(rows)} runs in {runs_dir}")
+    for column in ("id", "study", "case", "seed", "status", "started", "final"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                          for k, v in r.final.items() if k.startswith("val_")) or \
+            ", ".join(f"{k} {v:.4g}" for k, v in r.final.items() if k == "loss" and isinstance(v, (int, float)))
+        table.add_row(r.id, r.study or "", r.case or "", "" if r.seed is None else str(r.seed), r.status,
+                      _when(r.started), final)
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    context: typer.Context,
+    run_id: str = typer.Argument(..., help="A run id (or its unique beginning) from `trainlab runs`."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one run: its study and case, status, times, final metrics, folder and spec."""
+    from trainlab.index import get_run
+
+    options = context.obj or {}
+    row = get_run(options.get("runs_dir", Path("runs")), run_id)
+    if json_output or options.get("json"):
+        print(json.dumps(row.as_dict()))
+        return
+    table = Table(title=f"run {row.id}", show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in (("name", row.name), ("study", row.study), ("case", row.case), ("seed", row.seed),
+                       ("status", row.status), ("started", _when(row.started)),
+                       ("finished", _when(row.finished)), ("folder", row.run_dir), ("spec hash", row.spec_hash)):
+        table.add_row(key, "" if value is None else str(value))
+    for key, value in row.final.items():
+        table.add_row(key, f"{value:.6g}" if isinstance(value, (int, float)) else str(value))
+    out.print(table)
+    out.print_json(json.dumps(row.spec))
+
+
+def _when(timestamp: float | None) -> str:
+    import time as _time
+
+    return "" if timestamp is None else _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(timestamp))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input -> exit 2 with a message; an internal error -> exit 1."""
     try:

@@ -92,7 +92,8 @@ class Callback:
 
 
 def _overrides(callback: Callback, *hooks: str) -> bool:
-    return any(getattr(type(callback), h) is not getattr(Callback, h) for h in hooks)
+    # A hook counts when the class overrides it or the instance sets it (LambdaCallback does).
+    return any(h in vars(callback) or getattr(type(callback), h) is not getattr(Callback, h) for h in hooks)
 
 
 class CallbackList:
@@ -377,3 +378,5 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
 
 # Callbacks with modules of their own, importable from here as in Keras (keras.callbacks.X).
 from trainlab.callbacks.checkpoint import ModelCheckpoint  # noqa: E402
+from trainlab.callbacks.logs import CSVLogger, TensorBoard, TerminateOnNaN  # noqa: E402
+from trainlab.callbacks.lr import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402

@@ -109,9 +109,11 @@ class CSVLogger(Callback):
 
     def __init__(self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
         if not isinstance(filename, (str, os.PathLike)):
-            raise InputTypeError(f"CSVLogger.filename must be a path, got {type(filename).__name__} {filename!r}")
+            raise InputTypeError(
+                f"CSVLogger.filename must be a path, got {type(filename).__name__} {filename!r}")
         if not isinstance(separator, str) or len(separator) != 1:
-            raise InputError(f"CSVLogger.separator must be one character such as ',' or ';', got {separator!r}")
+            raise InputError(
+                f"CSVLogger.separator must be one character such as ',' or ';', got {separator!r}")
         if not isinstance(append, bool):
             raise InputTypeError(f"CSVLogger.append must be True or False, got {append!r}")
         self.filename = Path(filename)
@@ -234,7 +236,8 @@ class TensorBoard(Callback):
                  write_graph: bool = False, update_freq: str | int = "epoch") -> None:
         self._writer_class = _summary_writer_class()
         if not isinstance(log_dir, (str, os.PathLike)):
-            raise InputTypeError(f"TensorBoard.log_dir must be a path, got {type(log_dir).__name__} {log_dir!r}")
+            raise InputTypeError(
+                f"TensorBoard.log_dir must be a path, got {type(log_dir).__name__} {log_dir!r}")
         check.int_at_least("TensorBoard.histogram_freq", histogram_freq, 0,
                            "It counts epochs between histograms; use 0 for none.")
         if not isinstance(write_graph, bool):

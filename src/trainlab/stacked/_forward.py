@@ -1,0 +1,210 @@
+"""The forward pass of K stacked members: inputs (K, B, ...) -> outputs (K, B, ...).
+
+Two implementations with the same contract, chosen by `stacked_forward`:
+
+- `LayerStackForward`, for a trainlab `Sequential` of Dense layers and
+  parameter-free per-sample layers (Activation, Flatten, Reshape, pooling,
+  Dropout). A Dense layer is one batched matrix product over the members
+  (``torch.baddbmm``); the other layers run on the (K * B, ...) view, so they
+  see samples exactly as in a solo run. This path has no per-call tracing cost,
+  which is what small models need: on the iris MLP it is about 2.5x faster
+  per step than the vmap path.
+- `VmapForward`, for any other module: ``torch.func.vmap`` over the module
+  with its parameters and buffers swapped for the members' slices (what
+  ``torch.func.functional_call`` does, without its per-call bookkeeping).
+  BatchNormalization works here: each member's running statistics are its own
+  slice of a stacked buffer and are updated in place. Random layers draw
+  different numbers for each member (``randomness="different"``).
+
+Both return per-member penalties computed inside the forward (activity
+regularizers, regularizers that are not L1/L2) where there are any; L1/L2
+weight penalties are computed outside, on the stacked weights, by the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import vmap
+
+from trainlab.layers import (
+    Activation,
+    AveragePooling2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+    Reshape,
+)
+from trainlab.models import Sequential
+from trainlab.regularizers import L1, L1L2, L2
+
+#: Parameter-free layers that act on each sample alone: run on the (K * B, ...) view.
+PER_SAMPLE_LAYERS = (Activation, Flatten, Reshape, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D)
+
+#: Weight regularizers whose per-member strengths the loop applies to the stacked weights itself.
+STRENGTH_REGULARIZERS = (L1, L2, L1L2)
+
+
+def strengths(regularizer: Any) -> tuple[float, float] | None:
+    """(l1, l2) of a None/L1/L2/L1L2 regularizer; None for any other callable."""
+    if regularizer is None:
+        return (0.0, 0.0)
+    if type(regularizer) is L1:
+        return (regularizer.l1, 0.0)
+    if type(regularizer) is L2:
+        return (0.0, regularizer.l2)
+    if type(regularizer) is L1L2:
+        return (regularizer.l1, regularizer.l2)
+    return None
+
+
+class MemberDropout(nn.Module):
+    """Dropout whose rate is a (stacked) buffer, so each member of a vmap can have its own rate.
+
+    Same distribution as ``F.dropout``: each unit is kept with probability
+    1 - rate and scaled by 1 / (1 - rate).
+    """
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.register_buffer("rate", torch.tensor(float(rate)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        keep = torch.rand_like(x) >= self.rate
+        return x * keep / (1.0 - self.rate)
+
+
+class StackedForward:
+    """Contract of both implementations.
+
+    `params` and `buffers` map names (as in ``module.named_parameters()``) to
+    stacked tensors (m, ...); `x` is (m, b, ...) or, with ``shared=True``, one
+    (b, ...) batch seen by every member. Returns the outputs (m, b, ...) (the
+    logits when `fused`) and the per-member penalties (m,) or None.
+    """
+
+    def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
+                 training: bool, shared: bool = False) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+
+class LayerStackForward(StackedForward):
+    """Batched Dense layers and per-sample layers, for a trainlab Sequential (see module docstring)."""
+
+    def __init__(self, model: Sequential, *, fused: bool, dropout_rates: Tensor | None) -> None:
+        self.model = model
+        self.fused = fused
+        self.dropout_rates = dropout_rates  # (K,) per-member rates, or None: the layers' own rates
+        self.names = {id(p): n for n, p in model.named_parameters()}
+
+    def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
+                 training: bool, shared: bool = False, members: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor | None]:
+        m = next(iter(params.values())).shape[0]
+        h = x.expand(m, *x.shape) if shared else x
+        b = h.shape[1]
+        last = len(self.model.layers) - 1
+        for i, layer in enumerate(self.model.layers):
+            if isinstance(layer, Dense):
+                weight = params[self.names[id(layer.weight)]]
+                bias = params[self.names[id(layer.bias)]] if layer.bias is not None else None
+                lead = h.shape[1:-1]
+                flat = h.reshape(m, -1, h.shape[-1])
+                z = (torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2)) if bias is not None
+                     else torch.bmm(flat, weight.transpose(1, 2)))
+                h = z.reshape(m, *lead, z.shape[-1])
+                if not (i == last and self.fused):
+                    h = layer.activation(h.flatten(0, 1)).unflatten(0, (m, b))
+            elif isinstance(layer, Dropout):
+                if training:
+                    h = self._dropout(layer, h, members)
+            else:
+                h = layer(h.flatten(0, 1)).unflatten(0, (m, b))
+        return h, None
+
+    def _dropout(self, layer: Dropout, h: Tensor, members: Tensor | None) -> Tensor:
+        if self.dropout_rates is None:
+            return torch.nn.functional.dropout(h, layer.rate, True) if layer.rate > 0 else h
+        rates = self.dropout_rates if members is None else self.dropout_rates[members]
+        rates = rates.to(h.dtype).view(-1, *([1] * (h.dim() - 1)))
+        return h * (torch.rand_like(h) >= rates) / (1.0 - rates)
+
+
+class VmapForward(StackedForward):
+    """torch.func.vmap over a skeleton module whose tensors are swapped for the members' slices."""
+
+    def __init__(self, skeleton: nn.Module, names: Sequence[str], *, fused: bool, penalty: bool) -> None:
+        self.skeleton = skeleton
+        self.slots = [_slot(skeleton, name) for name in names]
+        self.names = list(names)
+        self.fused = fused
+        self.penalty = penalty
+        self._batched = vmap(self._one, in_dims=(0, 0), randomness="different")
+        self._shared = vmap(self._one, in_dims=(None, 0), randomness="different")
+
+    def _one(self, x: Tensor, tensors: tuple[Tensor, ...]) -> Any:
+        saved = [owner[attr] for owner, attr in self.slots]
+        for (owner, attr), tensor in zip(self.slots, tensors):
+            owner[attr] = tensor
+        try:
+            forward: Callable[[Tensor], Tensor] = (
+                self.skeleton.forward_logits if self.fused else self.skeleton)  # type: ignore[assignment]
+            out = forward(x)
+            if not self.penalty:
+                return out
+            term = self.skeleton.penalty()  # type: ignore[operator]
+            return out, (term if term is not None else out.new_zeros(()))
+        finally:
+            for (owner, attr), tensor in zip(self.slots, saved):
+                owner[attr] = tensor
+
+    def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
+                 training: bool, shared: bool = False, members: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor | None]:
+        self.skeleton.train(training)
+        merged = {**params, **buffers}
+        tensors = tuple(merged[name] for name in self.names)
+        result = (self._shared if shared else self._batched)(x, tensors)
+        if self.penalty:
+            return result[0], result[1]
+        return result, None
+
+
+def _slot(module: nn.Module, name: str) -> tuple[dict[str, Any], str]:
+    *path, attr = name.split(".")
+    owner = module
+    for part in path:
+        owner = getattr(owner, part)
+    if attr in owner._parameters:
+        return owner._parameters, attr
+    return owner._buffers, attr
+
+
+def layer_stack_supported(model: nn.Module) -> bool:
+    """Whether `LayerStackForward` can run `model` (else the vmap path is used)."""
+    if type(model) is not Sequential or not model.layers:
+        return False
+    for layer in model.layers:
+        if type(layer) is Dense:
+            if layer.activity_regularizer is not None or any(True for _ in layer.activation.parameters()):
+                return False
+            if strengths(layer.kernel_regularizer) is None or strengths(layer.bias_regularizer) is None:
+                return False
+        elif type(layer) is Dropout:
+            continue
+        elif type(layer) in PER_SAMPLE_LAYERS:
+            if any(True for _ in layer.parameters()) or any(True for _ in layer.buffers()):
+                return False
+            activation = getattr(layer, "activation", None)
+            if isinstance(activation, nn.Module) and any(True for _ in activation.parameters()):
+                return False
+        else:
+            return False
+    return True

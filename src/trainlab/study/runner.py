@@ -1,0 +1,283 @@
+"""Train a study: every case x seed, grouped for stacked training, resumable, recorded in the index.
+
+The study folder is ``<runs_dir>/<study-name>/``::
+
+    study.json              the study spec, its expansion (cases, runs, spec hashes) and its status
+    <case-slug>-s<seed>/    one folder per run: spec.toml, history.jsonl, model.safetensors,
+                            model.json, result.json (as `trainlab fit` writes, plus the case,
+                            the spec hash and the training time)
+    report.html             the comparison, self-contained (see `trainlab.study.report`)
+
+A run folder appears complete or not at all: it is written into a hidden
+``.<run-id>.partial`` folder that is renamed into place, so a study killed
+midway leaves only finished runs, and `run_study(..., resume=True)` trains
+just the missing ones. A finished run whose spec hash no longer matches the
+study (the file changed since) is an error rather than silently reused.
+
+Runs that share data, architecture and batch size form a group, trained by
+`train_group`; today it trains them one after another with `trainlab.fit`
+(each run then equals `trainlab fit` of its spec.toml, bit for bit on the
+CPU); the stacked-members engine will train a group in one pass instead.
+
+Every run is recorded in ``<runs_dir>/index.sqlite`` (`trainlab.index`) as
+"running" when it starts and "finished" when its folder is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from torch import nn
+
+from trainlab import __version__
+from trainlab.api import dataset_from_spec, fit
+from trainlab.callbacks import History, LambdaCallback
+from trainlab.datasets import Dataset
+from trainlab.errors import InputError
+from trainlab.index import record_run, record_study
+from trainlab.models import Sequential
+from trainlab.runs import save_model, write_json_atomic
+from trainlab.study.compare import Comparison, RunRecord, compare, load_results, read_result
+from trainlab.study.spec import PlannedRun, Study
+
+__all__ = ["StudyProgress", "StudyResult", "Trained", "group_runs", "run_study", "train_group"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One trained member of a group: its History (as the engine returns it), model and time."""
+
+    history: History
+    model: nn.Module
+    seconds: float
+
+
+class StudyProgress:
+    """What a progress display is told while a study trains; every hook does nothing by default."""
+
+    def study_begin(self, study: Study, *, todo: Sequence[PlannedRun], finished: int) -> None:
+        """Before training: `todo` will be trained, `finished` runs were already done (resume)."""
+
+    def run_begin(self, run: PlannedRun) -> None:
+        """A run starts."""
+
+    def epoch_end(self, run: PlannedRun, epoch: int, logs: dict[str, Any]) -> None:
+        """A run finished an epoch (logs: loss, metrics, val_*, lr)."""
+
+    def run_end(self, run: PlannedRun, record: RunRecord) -> None:
+        """A run finished and its folder is in place."""
+
+    def study_end(self, status: str) -> None:
+        """Training ended: "finished", "interrupted" or "failed"."""
+
+
+@dataclass
+class StudyResult:
+    """What `run_study` did: the folder, the comparison, and which runs were trained or reused."""
+
+    study_dir: Path
+    comparison: Comparison
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+
+def group_runs(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    """Runs with the same data, layers and batch size, in order of first appearance.
+
+    Such runs can be trained as members of one stacked model.
+    """
+    groups: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        key = json.dumps([run.spec_dict["data"], run.spec_dict["model"], run.spec_dict["recipe"]["batch_size"]],
+                         sort_keys=True)
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def train_group(members: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
+                progress: StudyProgress | None = None) -> None:
+    """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
+
+    Today the members train one after another through `trainlab.fit`; a stacked
+    engine trains them in one pass and calls `done` for each member at the end.
+    The History each member gets is the single-run engine's.
+    """
+    progress = progress or StudyProgress()
+    for run in members:
+        progress.run_begin(run)
+        model = Sequential(run.spec.model.layers, name=run.spec.name)
+        recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: progress.epoch_end(run, epoch, logs))
+        start = time.perf_counter()
+        history = fit(model, dataset, run.spec.recipe, validation_split=run.spec.data.validation_split,
+                      stratify=run.spec.data.stratify, scaling=run.spec.data.scaling, callbacks=[recorder])
+        done(run, Trained(history=history, model=model, seconds=time.perf_counter() - start))
+
+
+def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = False,
+              progress: StudyProgress | None = None, report: bool = True) -> StudyResult:
+    """Train every run of `study` that is not finished yet, then compare the cases and write the report.
+
+    Args:
+        study: a validated study (`load_study`, `parse_study`).
+        runs_dir: the runs folder; the study folder is ``runs_dir/<study name>``.
+        resume: keep the runs already finished in the study folder and train the rest.
+            Without it, a study folder that holds finished runs is an error (nothing is overwritten).
+        progress: told about each run and epoch (`trainlab study` shows a progress bar).
+        report: write ``report.html`` in the study folder.
+
+    Raises:
+        InputError: the study folder holds finished runs and `resume` is False, a finished run was
+            trained from another spec than the study now describes, or the data cannot be loaded.
+    """
+    progress = progress or StudyProgress()
+    root = Path(runs_dir)
+    study_dir = root / study.name
+    finished = _finished_runs(study, study_dir, resume=resume)
+    todo = [run for run in study.runs if run.run_id not in finished]
+    datasets = _load_datasets(todo)  # a bad data source fails before anything is written
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    for stale in study_dir.glob(".*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run; that run trains again
+    created = _write_study_json(study_dir, study, status="running")
+    record_study(root, name=study.name, status="running", study_dir=study_dir, spec=study.raw,
+                 num_runs=len(study.runs))
+    trained: list[str] = []
+    started: list[PlannedRun] = []
+    status = "failed"
+    progress.study_begin(study, todo=todo, finished=len(finished))
+
+    def done(run: PlannedRun, member: Trained) -> None:
+        result = _write_run(study_dir, study, run, member)
+        record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
+                   case=run.case.label, seed=run.seed, spec=run.spec_dict, status="finished",
+                   final=result["final"], run_dir=study_dir / run.run_id)
+        trained.append(run.run_id)
+        progress.run_end(run, RunRecord(run_id=run.run_id, case=run.case.label, seed=run.seed,
+                                        history=member.history.history, seconds=member.seconds,
+                                        stop_reason=member.history.stop_reason,
+                                        steps_per_epoch=result["steps_per_epoch"]))
+
+    try:
+        for group in group_runs(todo):
+            for run in group:
+                record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
+                           case=run.case.label, seed=run.seed, spec=run.spec_dict, status="running",
+                           run_dir=study_dir / run.run_id)
+                started.append(run)
+            train_group(group, datasets[_data_key(group[0])], done=done, progress=progress)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        for run in started:
+            if run.run_id not in trained:
+                record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
+                           case=run.case.label, seed=run.seed, spec=run.spec_dict, status=status,
+                           run_dir=None)
+        _write_study_json(study_dir, study, status=status, created=created)
+        record_study(root, name=study.name, status=status)
+        progress.study_end(status)
+
+    stored = load_results(study_dir)
+    comparison = compare(stored.records, metric=study.settings.metric, mode=study.settings.mode,
+                         rank_by=study.settings.rank_by, case_order=stored.case_labels)
+    report_file = None
+    if report:
+        from trainlab.study.report import build_report
+
+        report_file = build_report(study_dir)
+    return StudyResult(study_dir=study_dir, comparison=comparison, trained=trained,
+                       reused=[r.run_id for r in study.runs if r.run_id in finished], report=report_file)
+
+
+def _finished_runs(study: Study, study_dir: Path, *, resume: bool) -> set[str]:
+    finished = set()
+    for run in study.runs:
+        result = read_result(study_dir / run.run_id)
+        if result is None:
+            continue
+        if result.get("spec_hash") != run.spec_hash:
+            raise InputError(
+                f"{study_dir / run.run_id} holds a finished run trained from another spec than the study now "
+                f"describes for case '{run.case.label}' seed {run.seed} (the study file changed since). Remove "
+                f"that folder to retrain it, remove {study_dir} to start the study over, or change the "
+                "study's name to keep both."
+            )
+        finished.add(run.run_id)
+    if finished and not resume:
+        raise InputError(
+            f"{study_dir} already holds {len(finished)} finished runs of study '{study.name}'. Pass --resume "
+            f"(resume=True) to keep them and train only the {len(study.runs) - len(finished)} missing runs, "
+            f"or remove the folder (or change the study's name) to start over."
+        )
+    return finished
+
+
+def _data_key(run: PlannedRun) -> str:
+    data = run.spec_dict["data"]
+    return json.dumps({k: data.get(k) for k in ("name", "path", "target", "options")}, sort_keys=True)
+
+
+def _load_datasets(runs: Sequence[PlannedRun]) -> dict[str, Dataset]:
+    loaded: dict[str, Dataset] = {}
+    for run in runs:
+        key = _data_key(run)
+        if key not in loaded:
+            loaded[key] = dataset_from_spec(run.spec.data)
+    return loaded
+
+
+def _write_study_json(study_dir: Path, study: Study, *, status: str, created: float | None = None) -> float:
+    file = study_dir / "study.json"
+    if created is None and file.is_file():
+        try:
+            created = json.loads(file.read_text()).get("created")
+        except json.JSONDecodeError:
+            created = None
+    created = time.time() if created is None else created
+    write_json_atomic(file, {**study.to_dict(), "status": status, "created": created, "updated": time.time(),
+                             "version": __version__})
+    return created
+
+
+def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained) -> dict[str, Any]:
+    """Write the run folder through a staging folder renamed into place; return its result.json."""
+    history = member.history
+    staging = study_dir / f".{run.run_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        (staging / "spec.toml").write_text(tomli_w.dumps(run.spec_dict))
+        with open(staging / "history.jsonl", "w") as f:
+            for i, epoch in enumerate(history.epoch):
+                f.write(json.dumps({"epoch": epoch, **{k: v[i] for k, v in history.history.items()
+                                                       if i < len(v)}}) + "\n")
+        save_model(member.model, staging)
+        params = getattr(history, "params", None) or {}
+        result = {
+            "name": study.name, "run_id": run.run_id, "study": study.name, "case": run.case.label,
+            "seed": history.seed, "spec_hash": run.spec_hash, "epochs": len(history.epoch),
+            "steps_per_epoch": params.get("steps"), "seconds": member.seconds,
+            "stop_reason": history.stop_reason, "final": {k: v[-1] for k, v in history.history.items() if v},
+            "version": __version__,
+        }
+        write_json_atomic(staging / "result.json", result)
+        target = study_dir / run.run_id
+        if target.exists():
+            shutil.rmtree(target)  # an incomplete folder from elsewhere; this run replaces it
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
