@@ -301,7 +301,6 @@ class LambdaCallback(Callback):
                          ("on_batch_begin", on_batch_begin), ("on_batch_end", on_batch_end)):
             if fn is not None:
                 setattr(self, name, fn)
-        self._has_batch = on_batch_begin is not None or on_batch_end is not None
 
 
 class ProgressBar(Callback):
