@@ -117,7 +117,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     module = as_model(model)
     prepared = prepare(dataset, validation_split=validation_split, validation_data=validation_data,
                        stratify=stratify, scaling=scaling, seed=recipe.seed)
-    module.scaler = prepared.scaler  # type: ignore[assignment]
+    module.scaler = prepared.scaler
     technique = engine.Technique(
         loss=recipe.loss if recipe.loss is not None else "auto",
         optimizer=recipe.optimizer,
@@ -136,10 +136,10 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                                divergence_factor=recipe.divergence_factor,
                                checkpoint_dir=checkpoint_dir, resume=resume)
     history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
-    history.recipe = recipe  # type: ignore[attr-defined]
-    history.scaler = prepared.scaler  # type: ignore[attr-defined]
-    history.version = __version__  # type: ignore[attr-defined]
-    history.dataset = dataset.name  # type: ignore[attr-defined]
+    history.recipe = recipe
+    history.scaler = prepared.scaler
+    history.version = __version__
+    history.dataset = dataset.name
     return history
 
 

@@ -35,7 +35,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -163,8 +163,9 @@ def probe_outputs(model: nn.Module, x: Tensor) -> Tensor:
 
 def _penalty_fn(model: nn.Module) -> Callable[[], Tensor | None] | None:
     has = getattr(model, "has_penalties", None)
-    if callable(has) and has():
-        return model.penalty  # type: ignore[no-any-return]
+    penalty = getattr(model, "penalty", None)
+    if callable(has) and has() and callable(penalty):
+        return penalty  # type: ignore[no-any-return]
     return None
 
 
@@ -277,7 +278,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
                         objective = batch_loss + extra_loss
                         penalty_sum.add_(extra_loss.detach(), alpha=xb.shape[0])
                 optimizer.zero_grad(set_to_none=True)
-                objective.backward()
+                objective.backward()  # type: ignore[no-untyped-call]
                 if config.clip_grad_value is not None:
                     torch.nn.utils.clip_grad_value_(params, config.clip_grad_value, foreach=True)
                 if config.clip_grad_norm is not None:
@@ -299,7 +300,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
             run.lr = float(optimizer.param_groups[0]["lr"])
             logs["lr"] = run.lr
             if schedule is not None:
-                schedule.on_epoch_end(epoch, logs)
+                getattr(schedule, "on_epoch_end", _ignore)(epoch, logs)
             if first_loss is None:
                 first_loss = logs["loss"]
             diverged = _diverged(logs["loss"], first_loss, config.divergence_factor)
@@ -326,7 +327,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     history.params = {"epochs": config.num_epochs, "steps": steps_per_epoch, "batch_size": batch_size,
                       "seed": seed, "device": str(device), "fused_loss": fuse, "from_logits": from_logits,
                       "resumed_from_epoch": start_epoch if saved is not None else None}
-    history.model = model  # type: ignore[attr-defined]
+    history.model = model
     return history
 
 
@@ -345,11 +346,15 @@ def resolve_loss(model: nn.Module, technique: Technique, y: Tensor,
     if loss_fn.fusable_activation is not None and not loss_fn.from_logits:
         declares = callable(getattr(model, "output_activation", None))
         if declares and output_activation(model) == loss_fn.fusable_activation:
-            forward = model.forward_logits  # type: ignore[attr-defined]
+            forward = getattr(model, "forward_logits")
             loss_fn = loss_fn.with_logits()
         elif not declares:
             loss_fn = loss_fn.with_logits()
     return loss_fn, forward, loss_fn.from_logits
+
+
+def _ignore(*args: Any) -> None:
+    pass
 
 
 def _diverged(loss: float, first_loss: float, factor: float | None) -> bool:
@@ -450,7 +455,7 @@ def _epoch_logs(loss_sum: Tensor, penalty_sum: Tensor | None, n: int, metrics: l
         logs["loss"] = data_loss
     for m in metrics:
         if getattr(m, "scalar", True):
-            logs[m.name] = float(m.compute())
+            logs[m.name] = float(cast(float, m.compute()))
     return logs
 
 
@@ -476,7 +481,7 @@ def evaluate_tensors(model: nn.Module, forward: Callable[[Tensor], Tensor], loss
     logs = {f"{prefix}loss": total.item() / x.shape[0]}
     for m in metrics:
         if getattr(m, "scalar", True):
-            logs[f"{prefix}{m.name}"] = float(m.compute())
+            logs[f"{prefix}{m.name}"] = float(cast(float, m.compute()))
     return logs
 
 

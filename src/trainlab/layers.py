@@ -194,7 +194,7 @@ class _WeightLayer(Layer):
         if self.activity_regularizer is not None:
             # Divided by the batch size so the penalty's weight does not depend on it.
             self._activity_penalty = self.activity_regularizer(y) / y.shape[0]
-        return y
+        return y  # type: ignore[no-any-return]
 
     def call_logits(self, x: Tensor) -> Tensor:
         """The output before the activation (for a fused softmax/sigmoid + cross-entropy)."""
@@ -278,7 +278,7 @@ class Activation(Layer):
     def forward(self, x: Tensor) -> Tensor:
         if self.output_shape is None:
             self.input_shape = self.output_shape = tuple(x.shape[1:])
-        return self.activation(x)
+        return self.activation(x)  # type: ignore[no-any-return]
 
     @property
     def activation_name(self) -> str | None:
@@ -340,8 +340,8 @@ class BatchNormalization(Layer):
 
     def call(self, x: Tensor) -> Tensor:
         moved = x.movedim(-1, 1) if x.dim() > 2 else x
-        y = F.batch_norm(moved, self.running_mean, self.running_var, self.weight, self.bias,
-                         self.training, 1.0 - self.momentum, self.epsilon)
+        y = F.batch_norm(moved, self.running_mean, self.running_var,  # type: ignore[arg-type]
+                         self.weight, self.bias, self.training, 1.0 - self.momentum, self.epsilon)
         return y.movedim(1, -1) if x.dim() > 2 else y
 
 
@@ -423,7 +423,7 @@ class _Conv(_WeightLayer):
             if any(pads):
                 x = F.pad(x, pads)
         conv = F.conv1d if self.rank == 1 else F.conv2d
-        y = conv(x, self.weight, self.bias, self.strides, 0, self.dilation)
+        y = conv(x, self.weight, self.bias, self.strides, 0, self.dilation)  # type: ignore[arg-type]
         return y.movedim(1, -1) if self.channels_last else y
 
 
@@ -583,7 +583,8 @@ class _Recurrent(_WeightLayer):
 
     def build(self, input_shape: Shape) -> None:
         extra = {"nonlinearity": self.nonlinearity} if self.torch_class is nn.RNN else {}
-        self.rnn = self.torch_class(input_shape[-1], self.units, batch_first=True, bias=self.use_bias,
+        self.rnn = self.torch_class(input_shape[-1], self.units,  # type: ignore[arg-type]
+                                    batch_first=True, bias=self.use_bias,
                                     bidirectional=self.bidirectional, **extra)
         with torch.no_grad():
             for pname, param in self.rnn.named_parameters():
@@ -600,7 +601,7 @@ class _Recurrent(_WeightLayer):
     def linear_part(self, x: Tensor) -> Tensor:
         out, state = self.rnn(x)  # type: ignore[misc]
         if self.return_sequences:
-            return out
+            return out  # type: ignore[no-any-return]
         h = state[0] if isinstance(state, tuple) else state
         return torch.cat([h[-2], h[-1]], dim=-1) if self.bidirectional else h[-1]
 
@@ -659,7 +660,7 @@ class Bidirectional(Layer):
         self.layer.check_input(shape)
 
     def call(self, x: Tensor) -> Tensor:
-        return self.layer(x)
+        return self.layer(x)  # type: ignore[no-any-return]
 
 
 def layer_config(layer: Layer) -> dict[str, Any]:

@@ -202,7 +202,8 @@ def format_validation_error(error: ValidationError, source: str) -> str:
 
 def spec_to_dict(spec: FitSpec) -> dict[str, Any]:
     """The resolved spec, every default written out, without None values (TOML has no null)."""
-    return _drop_none(spec.model_dump(mode="json"))
+    resolved: dict[str, Any] = _drop_none(spec.model_dump(mode="json"))
+    return resolved
 
 
 def _drop_none(value: Any) -> Any:

@@ -161,6 +161,14 @@ class History(Callback):
         self.epoch: list[int] = []
         self.stop_reason: str | None = None
         self.seed: int | None = None
+        self.params: dict[str, Any] = {}
+        # Filled in by the entry point that trained: the trained model, the recipe it used,
+        # the fitted input scaler, the data set's name and the trainlab version.
+        self.model: Any = None
+        self.recipe: Any = None
+        self.scaler: Any = None
+        self.dataset: str | None = None
+        self.version: str | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch.append(epoch)
@@ -379,3 +387,9 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
 from trainlab.callbacks.checkpoint import ModelCheckpoint  # noqa: E402
 from trainlab.callbacks.logs import CSVLogger, TensorBoard, TerminateOnNaN  # noqa: E402
 from trainlab.callbacks.lr import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402
+
+__all__ = [
+    "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
+    "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau", "RunState",
+    "TensorBoard", "TerminateOnNaN", "as_callback_list", "drive_epochs", "format_logs",
+]
