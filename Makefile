@@ -1,4 +1,4 @@
-# The two commands a new user needs:  make demo  (the main job)  and  make test.
+# The two commands a new user needs:  make demo  (the main job: a study of optimizers)  and  make test.
 # TORCH_SPEC pins the CPU build that installs from a local file here; override it
 # for another build, e.g.  make test TORCH_SPEC="torch>=2.4".
 PYTHON ?= python3
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/trainlab fit examples/digits_mlp.toml
+	$(VENV)/bin/trainlab study examples/optimizers.toml
 
 test: install
 	$(PY) -m pytest

@@ -186,3 +186,16 @@ def test_catalog_lists_every_kind_with_claims(capsys):
     assert all(row["claim"] for row in rows if row["kind"] not in ("dataset", "scaler"))
     code, _, err = run_cli(["catalog", "optimzer"], capsys)
     assert code == 2 and "Did you mean 'optimizer'" in err
+
+
+def test_fit_records_its_run_in_the_index(tmp_path, capsys):
+    from trainlab.index import list_runs
+
+    spec = write(tmp_path, IRIS_SPEC)
+    main(["fit", str(spec), "--runs-dir", str(tmp_path / "runs"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    rows = list_runs(tmp_path / "runs", name="iris-small")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.status == "finished" and Path(row.run_dir) == Path(result["run_dir"])
+    assert row.final["val_accuracy"] == result["final"]["val_accuracy"] and row.study is None

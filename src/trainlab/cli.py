@@ -129,7 +129,7 @@ def catalog(
 def study(
     spec: Path = typer.Argument(..., help="Study TOML: a fit spec plus [study] (seeds, vary, case)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the study folder is written."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the finished runs; train only the missing ones."),
+    resume: bool = typer.Option(False, "--resume", help="Keep finished runs; train only the missing ones."),
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
@@ -152,8 +152,8 @@ def study(
     progress = None if (quiet or json_output) else RichStudyProgress(out)
     result = run_study(parsed, runs_dir=runs_dir, resume=resume, progress=progress)
     if json_output:
-        print(json.dumps({"name": parsed.name, "study_dir": str(result.study_dir), "report": str(result.report),
-                          "trained": result.trained, "reused": result.reused,
+        print(json.dumps({"name": parsed.name, "study_dir": str(result.study_dir),
+                          "report": str(result.report), "trained": result.trained, "reused": result.reused,
                           "comparison": result.comparison.to_dict()}))
         return
     out.print(result.comparison.table())
@@ -188,7 +188,7 @@ app.add_typer(runs_app, name="runs")
 @runs_app.callback()
 def runs_list(
     context: typer.Context,
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="The runs folder that holds index.sqlite."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="The runs folder with index.sqlite."),
     study_name: Optional[str] = typer.Option(None, "--study", help="Only the runs of this study."),
     status: Optional[str] = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
     name: Optional[str] = typer.Option(None, "--name", help="Only runs of specs with this name."),
@@ -217,9 +217,10 @@ def runs_list(
     for column in ("id", "study", "case", "seed", "status", "started", "final"):
         table.add_column(column, overflow="fold")
     for r in rows:
+        shown = {k: v for k, v in r.final.items() if k.startswith("val_")} or \
+            {k: v for k, v in r.final.items() if k == "loss"}
         final = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                          for k, v in r.final.items() if k.startswith("val_")) or \
-            ", ".join(f"{k} {v:.4g}" for k, v in r.final.items() if k == "loss" and isinstance(v, (int, float)))
+                          for k, v in shown.items())
         table.add_row(r.id, r.study or "", r.case or "", "" if r.seed is None else str(r.seed), r.status,
                       _when(r.started), final)
     out.print(table)
@@ -244,7 +245,8 @@ def runs_show(
     table.add_column("value", overflow="fold")
     for key, value in (("name", row.name), ("study", row.study), ("case", row.case), ("seed", row.seed),
                        ("status", row.status), ("started", _when(row.started)),
-                       ("finished", _when(row.finished)), ("folder", row.run_dir), ("spec hash", row.spec_hash)):
+                       ("finished", _when(row.finished)), ("folder", row.run_dir),
+                       ("spec hash", row.spec_hash)):
         table.add_row(key, "" if value is None else str(value))
     for key, value in row.final.items():
         table.add_row(key, f"{value:.6g}" if isinstance(value, (int, float)) else str(value))

@@ -302,14 +302,31 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL (readers go on while one process writes; the mode is stored in the file).
+
+    Changing the journal mode needs the database to itself and does not wait on the busy timeout, so
+    when a second process is creating the index at the same moment, try again for a while.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 @contextmanager
 def _writing(root: str | Path) -> Iterator[sqlite3.Connection]:
     path = index_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = _connect(path)
     try:
-        # WAL lets readers go on while one process writes; the mode is stored in the file.
-        db.execute("PRAGMA journal_mode = WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("BEGIN IMMEDIATE")
         for statement in filter(str.strip, _SCHEMA.split(";")):

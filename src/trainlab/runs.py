@@ -15,6 +15,7 @@ folder, which ``trainlab fit --resume`` continues.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from torch import nn
 from trainlab import __version__
 from trainlab.callbacks import Callback, History
 from trainlab.errors import InputError
+from trainlab.index import record_run
 from trainlab.models import Sequential
 
 
@@ -148,6 +150,8 @@ def write_run(root: Path, name: str, spec: dict[str, Any],
         staging.mkdir(parents=True)
         (staging / "spec.toml").write_text(spec_text)
     run_id = staging.name[1:].removesuffix(".partial")
+    record = functools.partial(record_run, root, run_id=f"{name}/{run_id}", name=name, spec=spec)
+    record(status="running", run_dir=staging)
     try:
         history, model = train(staging, resuming, HistoryFile(staging / "history.jsonl"))
         save_model(model, staging)
@@ -162,5 +166,10 @@ def write_run(root: Path, name: str, spec: dict[str, Any],
     except InputError:
         if not resuming:
             shutil.rmtree(staging, ignore_errors=True)
+        record(status="failed", run_dir=None)
         raise
+    except BaseException:
+        record(status="interrupted", run_dir=staging)
+        raise
+    record(status="finished", final=final, run_dir=run_dir)
     return RunResult(history, model, run_dir)

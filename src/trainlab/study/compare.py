@@ -108,7 +108,16 @@ class StudyRecords:
 
 @dataclass(frozen=True)
 class CaseSummary:
-    """One row of the ranked table."""
+    """One row of the ranked table: a case's statistics over its seeds.
+
+    `final_*` and `best_*` are the mean and sample standard deviation (NaN for
+    one seed) of the metric's last-epoch and best-epoch values; `best_epoch_mean`
+    is the mean 1-based epoch of the best value. `p_value` is Welch's test of the
+    compared values against the best case's. `significant` is True when the case
+    is significantly worse than the best (p < 0.05), False when it cannot be told
+    apart ("n.s."), None for the best case itself and for a case that diverged in
+    any seed (not tested: a blown-up run is not "indistinguishable").
+    """
 
     case: str
     rank: int
@@ -160,15 +169,19 @@ class Comparison:
         better = "higher" if self.mode == "max" else "lower"
         seeds = sorted({c.n for c in self.cases})
         n = "/".join(map(str, seeds))
-        return (f"final/best: the {self.metric} of the last/best epoch ({better} is better), mean ± std over "
-                f"n={n} seeds; epoch: mean epoch of the best value; p: vs the best case; ranked by the "
-                f"{self.rank_by} value. n.s. = not significantly different from the best case ({TEST_NAME} on the "
-                f"{self.rank_by} values, p >= {ALPHA}, or fewer than 2 seeds).")
+        return (f"final/best: the {self.metric} of the last/best epoch ({better} is better), mean ± std "
+                f"over n={n} seeds; epoch: mean epoch of the best value; p: vs the best case; ranked by the "
+                f"{self.rank_by} value. n.s. = not significantly different from the best case ({TEST_NAME} "
+                f"on the {self.rank_by} values, p >= {ALPHA}, or fewer than 2 seeds).")
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite({"metric": self.metric, "mode": self.mode, "rank_by": self.rank_by, "test": TEST_NAME,
-                        "alpha": ALPHA, "missing_runs": self.missing,
-                        "cases": [{**asdict(c), "note": c.note} for c in self.cases]})
+        """Plain data for JSON output; non-finite numbers become None (JSON has no NaN)."""
+        out: dict[str, Any] = _finite({
+            "metric": self.metric, "mode": self.mode, "rank_by": self.rank_by, "test": TEST_NAME,
+            "alpha": ALPHA, "missing_runs": self.missing,
+            "cases": [{**asdict(c), "note": c.note} for c in self.cases],
+        })
+        return out
 
     def table(self) -> Any:
         """The ranked table as a rich Table (printed by `trainlab study` and `trainlab report`)."""
@@ -233,13 +246,14 @@ def compare(records: Sequence[RunRecord], *, metric: str | None = None, mode: st
     for record in records:
         by_case.setdefault(record.case, []).append(record)
 
-    rows = []
+    rows: list[tuple[str, list[RunRecord], list[float], list[float], list[float], int]] = []
     for case, runs in by_case.items():
         finals = [_last(r.history[metric]) for r in runs]
-        bests, epochs = zip(*(_best(r.history[metric], direction) for r in runs))
-        diverged = sum(1 for r, f in zip(runs, finals)
+        pairs = [_best(r.history[metric], direction) for r in runs]
+        bests, epochs = [b for b, _ in pairs], [e for _, e in pairs]
+        diverged = sum(1 for r, f in zip(runs, finals, strict=True)
                        if not math.isfinite(f) or (r.stop_reason or "").startswith("training diverged"))
-        rows.append((case, runs, finals, list(bests), list(epochs), diverged))
+        rows.append((case, runs, finals, bests, epochs, diverged))
 
     def key(row: tuple[Any, ...]) -> tuple[bool, float]:
         values = row[2] if rank_by == "final" else row[3]

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from trainlab.study.compare import RunRecord, default_metric
 from trainlab.study.runner import StudyProgress
@@ -81,8 +88,9 @@ class RichStudyProgress(StudyProgress):
         values = record.history.get(metric, [])
         shown = f"{metric} {values[-1]:.4g}" if values and math.isfinite(values[-1]) else f"{metric} n/a"
         stop = f" ({record.stop_reason.split(':')[0]})" if record.stop_reason else ""
-        self._progress.console.print(f"  {run.run_id}: {shown}, {len(record.history.get('loss', []))} epochs, "
-                                     f"{record.seconds:.1f}s{stop}", highlight=False)
+        epochs = len(record.history.get("loss", []))
+        self._progress.console.print(f"  {run.run_id}: {shown}, {epochs} epochs, {record.seconds:.1f}s{stop}",
+                                     highlight=False)
 
     def study_end(self, status: str) -> None:
         if self._progress is not None:

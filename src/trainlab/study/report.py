@@ -34,8 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.study.compare import (Comparison, RunRecord, StudyRecords, compare, load_results, mean_std,
-                                    row_cells)
+from trainlab.study.compare import (
+    Comparison,
+    RunRecord,
+    StudyRecords,
+    compare,
+    load_results,
+    mean_std,
+    row_cells,
+)
 from trainlab.study.spec import format_value
 
 __all__ = ["build_report"]
@@ -134,8 +141,8 @@ def _curves(records: Sequence[RunRecord], labels: Sequence[str], colours: dict[s
     figure, axes = plt.subplots(rows, columns, figsize=(12, 3.6 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax, (key, title) in zip(axes.flat, panels):
-        finals, firsts = [], []
+    for ax, (key, title) in zip(axes.flat, panels, strict=False):
+        finals, firsts, lows = [], [], []
         for label in labels:
             runs = [r for r in records if r.case == label and key in r.history]
             if not runs:
@@ -149,7 +156,8 @@ def _curves(records: Sequence[RunRecord], labels: Sequence[str], colours: dict[s
             if finite.size:
                 firsts.append(finite[0])
                 finals.append(finite[-1])
-        clipped = _clip_axis(ax, key, firsts, finals)
+                lows.append(float(np.nanmin(np.where(np.isfinite(low), low, np.nan))))
+        clipped = _clip_axis(ax, key, firsts, finals, min(lows, default=0.0))
         ax.set_title(title + (" (axis clipped: some values lie above it)" if clipped else ""), fontsize=11)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -160,7 +168,7 @@ def _curves(records: Sequence[RunRecord], labels: Sequence[str], colours: dict[s
     return _png(figure)
 
 
-def _clip_axis(ax: Any, key: str, firsts: list[float], finals: list[float]) -> bool:
+def _clip_axis(ax: Any, key: str, firsts: list[float], finals: list[float], lowest: float) -> bool:
     """Keep a diverging case from flattening the others: cap a loss-like axis at twice the typical value.
 
     Typical is the larger of the median first-epoch and the median last-epoch value over cases, so the
@@ -169,10 +177,10 @@ def _clip_axis(ax: Any, key: str, firsts: list[float], finals: list[float]) -> b
     if not _lower_is_better(key) or not firsts:
         return False
     top = 2.0 * max(float(np.median(firsts)), float(np.median(finals)))
-    bottom, current_top = ax.get_ylim()
+    _, current_top = ax.get_ylim()
     if not top > 0 or current_top <= top:
         return False
-    ax.set_ylim(bottom=min(0.0, bottom), top=top)
+    ax.set_ylim(bottom=min(0.0, lowest), top=top)
     return True
 
 
@@ -215,6 +223,8 @@ def _learning_rates(stored: StudyRecords, labels: Sequence[str], colours: dict[s
     positive = [v for v in values if v > 0 and math.isfinite(v)]
     if positive and len(positive) == len(values) and max(positive) / min(positive) > 50:
         ax.set_yscale("log")
+    elif positive and max(positive) == min(positive):
+        ax.set_ylim(0, 1.25 * max(positive))  # one constant lr: show it against zero, not a zoomed band
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3)
@@ -253,31 +263,32 @@ def _bars(comparison: Comparison, colours: dict[str, Any]) -> str:
 
     cases = comparison.cases
     use_final = comparison.rank_by == "final"
+    means = [c.final_mean if use_final else c.best_mean for c in cases]
+    finite = [m for m in means if math.isfinite(m)]
+    cap = math.inf
+    typical = 2.5 * float(np.median(finite)) if finite else 0.0
+    if comparison.mode == "min" and finite and min(finite) >= 0 and max(finite) > typical > 0:
+        cap = typical  # a diverged case would flatten every other bar
     figure, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cases) + 2), 4.2))
-    for i, case in enumerate(cases):
-        mean = case.final_mean if use_final else case.best_mean
+    for i, (case, mean) in enumerate(zip(cases, means, strict=True)):
         std = case.final_std if use_final else case.best_std
         seeds = case.final_values if use_final else case.best_values
         if math.isfinite(mean):
-            ax.bar(i, mean, color=colours.get(case.case, "grey"), alpha=0.85,
-                   yerr=None if math.isnan(std) else std, capsize=5,
-                   edgecolor="black" if case.is_best else "none", linewidth=2.5 if case.is_best else 0)
-        ax.plot([i] * len(seeds), seeds, "o", color="black", markersize=3)
-        note = case.note
-        if note:
+            ax.bar(i, min(mean, cap), color=colours.get(case.case, "grey"), alpha=0.85,
+                   yerr=None if math.isnan(std) or mean > cap else std, capsize=5,
+                   edgecolor="black" if case.is_best else "none", linewidth=1.5 if case.is_best else 0)
+        shown = [v for v in seeds if math.isfinite(v) and v <= cap]
+        ax.plot([i] * len(shown), shown, "o", color="black", markersize=3)
+        if math.isfinite(mean) and mean > cap:  # written inside the capped bar, reading upwards
+            text = f"{mean:.3g} ↑" + (f"  {case.note}" if case.note else "")
+            ax.text(i, cap * 0.97, text, rotation=90, ha="center", va="top", fontsize=8, color="white",
+                    bbox={"boxstyle": "round", "fc": "black", "alpha": 0.55, "lw": 0})
+        elif case.note:
             top = mean + (0 if math.isnan(std) else std) if math.isfinite(mean) else 0.0
-            ax.annotate(note, (i, top), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
-    means = [c.final_mean if use_final else c.best_mean for c in cases]
-    finite = [m for m in means if math.isfinite(m)]
-    if comparison.mode == "min" and finite and min(finite) >= 0:
-        top = 2.5 * float(np.median(finite))
-        if max(finite) > top > 0:  # a diverged case: cap the axis and write its value at the top
-            ax.set_ylim(0, top)
-            for i, mean in enumerate(means):
-                if math.isfinite(mean) and mean > top:
-                    ax.annotate(f"{mean:.3g} ↑", (i, top), textcoords="offset points", xytext=(0, -12),
-                                ha="center", fontsize=8, color="white",
-                                bbox={"boxstyle": "round", "fc": "black", "alpha": 0.6})
+            ax.annotate(case.note, (i, top), textcoords="offset points", xytext=(0, 4), ha="center",
+                        va="bottom", fontsize=8, rotation=90 if "diverged" in case.note else 0)
+    if math.isfinite(cap):
+        ax.set_ylim(0, cap * 1.1)
     ax.set_xticks(range(len(cases)), [c.case for c in cases], rotation=30, ha="right", fontsize=9)
     ax.set_ylabel(f"{comparison.rank_by} {comparison.metric}")
     ax.grid(axis="y", alpha=0.3)
@@ -310,20 +321,19 @@ def _heatmap(stored: StudyRecords, comparison: Comparison) -> tuple[str, str, st
     if not finite.size:
         return None
     lower_is_better = comparison.mode == "min"
-    cmap = matplotlib.colormaps["viridis_r" if lower_is_better else "viridis"].copy()
-    cmap.set_bad("#bbbbbb")
+    cmap = matplotlib.colormaps["viridis_r" if lower_is_better else "viridis"].with_extremes(bad="#bbbbbb")
     vmin, vmax = float(finite.min()), float(finite.max())
     if lower_is_better and vmax > 3 * float(np.median(finite)) > 0:
         vmax = 3 * float(np.median(finite))  # one diverged cell should not wash out the others
     figure, ax = plt.subplots(figsize=(1.3 * len(col_values) + 3, 0.8 * len(row_values) + 2))
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=max(vmax, vmin + 1e-12),
                       aspect="auto")
-    norm = image.norm
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
-            value = grid[i, j]
+            value = float(grid[i, j])
             text = f"{value:.3g}" if math.isfinite(value) else ("n/a" if np.isnan(seen[i, j]) else "nan")
-            shade = norm(min(value, vmax)) if math.isfinite(value) else 0.5
+            # Where the cell's colour sits on the colour bar, to write on it in black or white.
+            shade = (min(value, vmax) - vmin) / max(vmax - vmin, 1e-12) if math.isfinite(value) else 0.5
             light = shade > 0.55 if not lower_is_better else shade < 0.45
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if light else "white")
     best = comparison.best.case
@@ -341,16 +351,16 @@ def _heatmap(stored: StudyRecords, comparison: Comparison) -> tuple[str, str, st
     figure.tight_layout()
     better = "lower" if lower_is_better else "higher"
     return (f"{row_key} x {col_key}", _png(figure),
-            f"Mean {comparison.rank_by} {comparison.metric} over seeds per cell ({better} is better; the best "
-            "cell is framed in red; nan: the metric was not finite (diverged); n/a: no finished run).")
+            f"Mean {comparison.rank_by} {comparison.metric} over seeds per cell ({better} is better; the "
+            "best cell is framed in red; nan: the metric was not finite (diverged); n/a: no finished run).")
 
 
 # --------------------------------------------------------------------------- the page
 
 
 _CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1250px;
-       color: #222; padding: 0 1em; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1250px; color: #222; padding: 0 1em; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 .meta { color: #555; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
@@ -398,12 +408,14 @@ def _page(stored: StudyRecords, comparison: Comparison, figures: Sequence[tuple[
     except (TypeError, ValueError):
         spec_text = repr(info.get("spec", {}))
     metric = html.escape(comparison.metric)
+    status = html.escape(str(info.get("status", "")))
+    version = html.escape(str(info.get("version", "")))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>study {name}</title><style>{_CSS}</style></head>
 <body>
 <h1>Study: {name}</h1>
-<p class="meta">{len(stored.records)} of {planned} runs finished · {len(comparison.cases)} cases · {seeds} seeds
-per case · status: {html.escape(str(info.get("status", "")))} · trainlab {html.escape(str(info.get("version", "")))}</p>
+<p class="meta">{len(stored.records)} of {planned} runs finished · {len(comparison.cases)} cases ·
+{seeds} seeds per case · status: {status} · trainlab {version}</p>
 <p><b>Best:</b> {html.escape(best.case)} with {comparison.rank_by} {metric}
 {mean_std(best.final_mean if comparison.rank_by == "final" else best.best_mean,
           best.final_std if comparison.rank_by == "final" else best.best_std)}.</p>

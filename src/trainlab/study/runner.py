@@ -97,25 +97,25 @@ def group_runs(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
     """
     groups: dict[str, list[PlannedRun]] = {}
     for run in runs:
-        key = json.dumps([run.spec_dict["data"], run.spec_dict["model"], run.spec_dict["recipe"]["batch_size"]],
-                         sort_keys=True)
+        spec = run.spec_dict
+        key = json.dumps([spec["data"], spec["model"], spec["recipe"]["batch_size"]], sort_keys=True)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
 
-def train_group(members: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
-                progress: StudyProgress | None = None) -> None:
+def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
+                done: Callable[[PlannedRun, Trained], None], progress: StudyProgress | None = None) -> None:
     """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
 
     Today the members train one after another through `trainlab.fit`; a stacked
     engine trains them in one pass and calls `done` for each member at the end.
     The History each member gets is the single-run engine's.
     """
-    progress = progress or StudyProgress()
+    told = progress or StudyProgress()
     for run in members:
-        progress.run_begin(run)
+        told.run_begin(run)
         model = Sequential(run.spec.model.layers, name=run.spec.name)
-        recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: progress.epoch_end(run, epoch, logs))
+        recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
         start = time.perf_counter()
         history = fit(model, dataset, run.spec.recipe, validation_split=run.spec.data.validation_split,
                       stratify=run.spec.data.stratify, scaling=run.spec.data.scaling, callbacks=[recorder])
@@ -210,9 +210,9 @@ def _finished_runs(study: Study, study_dir: Path, *, resume: bool) -> set[str]:
         if result.get("spec_hash") != run.spec_hash:
             raise InputError(
                 f"{study_dir / run.run_id} holds a finished run trained from another spec than the study now "
-                f"describes for case '{run.case.label}' seed {run.seed} (the study file changed since). Remove "
-                f"that folder to retrain it, remove {study_dir} to start the study over, or change the "
-                "study's name to keep both."
+                f"describes for case '{run.case.label}' seed {run.seed} (the study file changed since). "
+                f"Remove that folder to retrain it, remove {study_dir} to start the study over, or change "
+                "the study's name to keep both."
             )
         finished.add(run.run_id)
     if finished and not resume:

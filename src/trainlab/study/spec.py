@@ -74,7 +74,6 @@ import copy
 import hashlib
 import itertools
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -82,6 +81,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainlab.errors import InputError, did_you_mean
@@ -201,9 +201,10 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study") -> Study:
     """Expand a study mapping into its cases and runs, validating every case before anything trains.
 
     Raises:
-        InputError: no [study] table fields problem, an unknown field, an empty or non-list axis,
-            a case without a name, two cases with one name, or a case whose spec does not validate;
-            the message names the axis or the case.
+        InputError: an unknown study setting, an invalid base spec, an unknown field (with a
+            suggestion), an empty or non-list axis, a case without a name, two cases with one name,
+            a study.metric the runs will not record, or cases whose specs do not validate; the
+            message names the axis or the case.
     """
     if not isinstance(raw, Mapping):
         raise InputError(f"{source}: a study must be a table, got {type(raw).__name__}")
@@ -212,13 +213,15 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study") -> Study:
     base = parse_spec(base_raw, source=f"{source} (the base spec, without [study])")
     axes = _axes(settings.vary, source)
     named = _named_cases(settings.case, source)
-    grid = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else [{}]
+    grid = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
     cases: list[Case] = []
     problems: list[str] = []
-    for name, case_overrides in named or [(None, {})]:
+    unnamed: list[tuple[str | None, dict[str, Any]]] = [(None, {})]
+    for name, case_overrides in named or unnamed:
         for point in grid:
-            label = ", ".join(filter(None, [name, *(f"{k}={format_value(v)}" for k, v in point.items())])) or "base"
+            parts = [name, *(f"{k}={format_value(v)}" for k, v in point.items())]
+            label = ", ".join(p for p in parts if p) or "base"
             where = f"case '{label}'"
             overrides = {**case_overrides, **point}
             spec_raw = _apply_all(base_raw, overrides, where)
@@ -278,7 +281,8 @@ def _axes(vary: Mapping[str, Any], source: str) -> dict[str, list[Any]]:
         where = f"{source}: study.vary.{key}"
         if not isinstance(values, list):
             raise InputError(f"{where} must be a list of values, e.g. {key} = [0.01, 0.1], got "
-                             f"{format_value(values)!r}. To set one value for every case, put it in the base spec.")
+                             f"{format_value(values)!r}. To set one value for every case, put it in the base "
+                             "spec.")
         if not values:
             raise InputError(f"{where} is an empty list: an axis needs at least one value to try. "
                              "Give its values, or remove the axis.")
@@ -340,7 +344,7 @@ def _resolve_key(key: str, where: str) -> tuple[list[Part], bool]:
     """The path a key stands for (aliases expanded) and whether it is the all-hidden-layers shortcut."""
     parts = _parse_path(key, where)
     head = parts[0]
-    if isinstance(head, str) and head in ALIASES and not (head == "layers"):
+    if isinstance(head, str) and head in ALIASES:
         parts = _parse_path(ALIASES[head], where) + parts[1:]
     if parts[0] == "layers":
         if len(parts) >= 2 and isinstance(parts[1], str):
@@ -426,7 +430,29 @@ def _apply_all(base: dict[str, Any], overrides: Mapping[str, Any], where: str) -
             _set_hidden_layers(spec, parts, value, where)
         else:
             _set(spec, parts, copy.deepcopy(value), where)
+    _collapse_names(spec)
     return spec
+
+
+def _collapse_names(spec: dict[str, Any]) -> None:
+    """Write a technique table that holds only a name as the name ({name = "adam"} -> "adam"), so that
+    one technique has one spelling and one spec hash however a case reached it."""
+    def collapse(value: Any) -> Any:
+        return value["name"] if isinstance(value, dict) and list(value) == ["name"] else value
+
+    recipe = spec.get("recipe")
+    if isinstance(recipe, dict):
+        for key in ("optimizer", "schedule", "loss"):
+            if key in recipe:
+                recipe[key] = collapse(recipe[key])
+        if isinstance(recipe.get("metrics"), list):
+            recipe["metrics"] = [collapse(m) for m in recipe["metrics"]]
+    layers = spec.get("model", {}).get("layers") if isinstance(spec.get("model"), dict) else None
+    for layer in layers if isinstance(layers, list) else []:
+        if isinstance(layer, dict):
+            for key in layer:
+                if _TECHNIQUE_LAYER_FIELD.search(key):
+                    layer[key] = collapse(layer[key])
 
 
 def _set_hidden_layers(spec: dict[str, Any], parts: list[Part], value: Any, where: str) -> None:
@@ -437,12 +463,13 @@ def _set_hidden_layers(spec: dict[str, Any], parts: list[Part], value: Any, wher
     hits = []
     for i, layer in enumerate(layers[:-1]):
         kind = layer.get("type") if isinstance(layer, dict) else None
-        if kind in LAYERS and field_name in LAYERS.get(kind).accepted_settings():
+        if isinstance(kind, str) and kind in LAYERS and field_name in LAYERS.get(kind).accepted_settings():
             hits.append(i)
     if not hits:
         raise InputError(f"{where}: layers.{field_name} matches no hidden layer: no layer before the output "
                          f"layer takes '{field_name}'. Name a layer with model.layers[i].{field_name}, or "
-                         "check the field's spelling (e.g. activation, kernel_initializer, kernel_regularizer).")
+                         "check the field's spelling (e.g. activation, kernel_initializer, "
+                         "kernel_regularizer).")
     for i in hits:
         _set(spec, ["model", "layers", i, *parts[1:]], copy.deepcopy(value), where)
 
@@ -475,8 +502,7 @@ def _set(spec: dict[str, Any], parts: list[Part], value: Any, where: str) -> Non
                              "table of settings.")
         node[part] = child
         node = child
-        model = _inner(model.model_fields[part].annotation) if isinstance(model, type) and \
-            isinstance(part, str) and part in model.model_fields else None
+        model = _inner(model.model_fields[part].annotation) if _has_field(model, part) else None
     last = parts[-1]
     _get(node, last, parts, len(parts) - 1, where)
     if _is_technique(parts) and isinstance(value, str):
@@ -491,7 +517,8 @@ def _set(spec: dict[str, Any], parts: list[Part], value: Any, where: str) -> Non
 def _get(node: Any, part: Part, parts: list[Part], depth: int, where: str) -> Any:
     if isinstance(part, int):
         if not isinstance(node, list):
-            raise InputError(f"{where}: cannot index '{_join(parts[:depth])}' with [{part}]: it is not a list.")
+            raise InputError(f"{where}: cannot index '{_join(parts[:depth])}' with [{part}]: it is not a "
+                             "list.")
         if not 0 <= part < len(node):
             raise InputError(f"{where}: '{_join(parts)}': {_join(parts[:depth])} has {len(node)} entries, "
                              f"so [{part}] does not exist (positions start at 0).")
@@ -501,9 +528,14 @@ def _get(node: Any, part: Part, parts: list[Part], depth: int, where: str) -> An
     return node.get(part)
 
 
+def _has_field(model: Any, part: Part) -> bool:
+    return isinstance(model, type) and issubclass(model, BaseModel) and isinstance(part, str) \
+        and part in model.model_fields
+
+
 def _default(model: Any, part: Part) -> Any:
     """The value a missing field stands for: its default, as a table when it is a technique name."""
-    if isinstance(model, type) and isinstance(part, str) and part in model.model_fields:
+    if _has_field(model, part):
         info = model.model_fields[part]
         default = info.get_default(call_default_factory=True)
         if isinstance(default, BaseModel) or default is None:
@@ -543,7 +575,7 @@ def format_value(value: Any) -> str:
 
 
 def _slug(label: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9.+]+", "-", label).strip("-.") or "case"
+    slug = re.sub(r"[^A-Za-z0-9._+]+", "-", label).strip("-.") or "case"
     if len(slug) > _MAX_SLUG:
         slug = slug[:_MAX_SLUG - 9].rstrip("-.") + "-" + hashlib.sha256(label.encode()).hexdigest()[:8]
     return slug
