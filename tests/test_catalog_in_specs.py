@@ -8,13 +8,13 @@ import torch
 
 import trainlab
 from trainlab.activations import ACTIVATIONS
+from trainlab.api import dataset_from_spec
 from trainlab.initializers import INITIALIZERS
 from trainlab.metrics import METRICS
 from trainlab.optimizers import OPTIMIZERS
 from trainlab.regularizers import REGULARIZERS
 from trainlab.schedules import SCHEDULES
 from trainlab.spec import parse_spec
-from trainlab.api import dataset_from_spec
 
 
 def spec(data="iris", layers=None, **recipe):

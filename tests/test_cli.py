@@ -73,6 +73,7 @@ def test_fit_writes_the_run_folder_and_prints_json(tmp_path, capsys):
 
 def test_saved_run_reloads_and_predicts_the_same(tmp_path, capsys):
     import numpy as np
+
     import trainlab
     from trainlab.datasets import load
 

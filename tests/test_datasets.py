@@ -450,7 +450,8 @@ def test_bundled_sets_come_in_one_fixed_shuffled_order_with_the_same_rows():
     shipped, shuffled = load("iris", shuffled=False), load("iris")
     assert torch.equal(load("iris").x, shuffled.x)  # the same order every time
     assert not torch.equal(shipped.y, shuffled.y)
-    as_rows = lambda d: sorted(map(tuple, torch.cat([d.x, d.y[:, None].float()], 1).tolist()))
+    def as_rows(d):
+        return sorted(map(tuple, torch.cat([d.x, d.y[:, None].float()], 1).tolist()))
     assert as_rows(shipped) == as_rows(shuffled)
     # The last fifth (a Keras-style validation split) holds every class.
     assert set(shuffled.y[120:].tolist()) == {0, 1, 2}

@@ -181,8 +181,8 @@ def test_fused_softmax_cross_entropy_stays_finite_on_huge_logits():
     ("diabetes", 1, "mse"),
 ])
 def test_the_default_loss_fits_the_task_and_the_output_layer(data, outputs, expected):
-    from trainlab.engine import auto_loss
     from trainlab.datasets import load
+    from trainlab.engine import auto_loss
 
     dataset = load(data)
     assert auto_loss(dataset.task, dataset.y, outputs) == expected

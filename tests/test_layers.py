@@ -7,9 +7,26 @@ import torch
 from torch import nn
 
 from trainlab.errors import InputError
-from trainlab.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalization, Bidirectional,
-                             Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling2D,
-                             MaxPooling2D, Reshape, SimpleRNN, layer_config, layer_from_config)
+from trainlab.layers import (
+    GRU,
+    LSTM,
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Bidirectional,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+    Reshape,
+    SimpleRNN,
+    layer_config,
+    layer_from_config,
+)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,16 @@ import trainlab
 from trainlab.callbacks import EarlyStopping
 from trainlab.datasets import load
 from trainlab.errors import InputError
-from trainlab.layers import LSTM, BatchNormalization, Bidirectional, Dense, Dropout, Embedding, Flatten, Conv2D
+from trainlab.layers import (
+    LSTM,
+    BatchNormalization,
+    Bidirectional,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+)
 from trainlab.models import Sequential
 
 

@@ -23,7 +23,7 @@ def test_every_regularizer_gives_a_nonnegative_scalar_that_is_zero_at_zero(name:
     entry = REGULARIZERS.entry(name)
     assert entry.summary and entry.claim, f"{name} needs a summary and a claim"
     penalty = regularizer(name)
-    assert penalty is not None and getattr(penalty, "name") == name
+    assert penalty is not None and penalty.name == name
     value = penalty(random_tensor())
     assert value.shape == () and value.item() >= 0
     assert penalty(torch.zeros(3, 4)).item() == 0.0

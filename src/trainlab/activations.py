@@ -39,7 +39,7 @@ M = TypeVar("M", bound=nn.Module)
 
 def _named(module: M, name: str) -> M:
     """Tag `module` with its registry name (read by the model layer to fuse softmax/sigmoid with the loss)."""
-    setattr(module, "name", name)
+    module.name = name
     return module
 
 

@@ -25,7 +25,8 @@ from torch import nn
 
 from trainlab import __version__, engine
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
-from trainlab.datasets import Dataset, as_dataset, scaler as make_scaler, split_validation
+from trainlab.datasets import Dataset, as_dataset, split_validation
+from trainlab.datasets import scaler as make_scaler
 from trainlab.errors import InputError
 from trainlab.layers import Layer
 from trainlab.models import Sequential

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -95,9 +95,9 @@ def datasets(json_output: bool = typer.Option(False, "--json", help="Print JSON.
 
 @app.command()
 def catalog(
-    kind: Optional[str] = typer.Argument(None, help="One kind: optimizer, schedule, initializer, ..."),
+    kind: str | None = typer.Argument(None, help="One kind: optimizer, schedule, initializer, ..."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="With KIND=schedule: draw this schedule to a PNG."),
+    plot: str | None = typer.Option(None, "--plot", help="With KIND=schedule: draw this schedule to a PNG."),
     output: Path = typer.Option(Path("schedule.png"), "--output", "-o", help="PNG path for --plot."),
 ) -> None:
     """List every technique with its summary and the claim it makes."""
@@ -189,10 +189,10 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     context: typer.Context,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="The runs folder with index.sqlite."),
-    study_name: Optional[str] = typer.Option(None, "--study", help="Only the runs of this study."),
-    status: Optional[str] = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
-    name: Optional[str] = typer.Option(None, "--name", help="Only runs of specs with this name."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N runs."),
+    study_name: str | None = typer.Option(None, "--study", help="Only the runs of this study."),
+    status: str | None = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
+    name: str | None = typer.Option(None, "--name", help="Only runs of specs with this name."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the newest N runs."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List runs and studies from the index (`trainlab runs show ID` for one run)."""

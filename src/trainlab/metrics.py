@@ -39,7 +39,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ __all__ = [
 AVERAGES = ("binary", "macro", "micro", "weighted")
 
 #: What `compute()` returns: a float, or a list of lists for `confusion_matrix` (``scalar = False``).
-MetricValue = Union[float, list[list[int]]]
+MetricValue = float | list[list[int]]
 
 
 class Metric(ABC):

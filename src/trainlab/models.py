@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from trainlab import engine
 from trainlab.callbacks import Callback, History, as_callback_list
-from trainlab.datasets import Dataset, from_arrays, scaler as make_scaler, scaler_from_dict, split_validation
+from trainlab.datasets import Dataset, from_arrays, scaler_from_dict, split_validation
+from trainlab.datasets import scaler as make_scaler
 from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Embedding, Layer, layer_config, layer_from_config
 
@@ -77,7 +78,7 @@ class Sequential(nn.Module):
         """The output before the last layer's activation (for a fused softmax/sigmoid + cross-entropy)."""
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = getattr(layer, "call_logits")(x) if i == last else layer(x)
+            x = layer.call_logits(x) if i == last else layer(x)
         return x
 
     def output_activation(self) -> str | None:
