@@ -39,7 +39,7 @@ M = TypeVar("M", bound=nn.Module)
 
 def _named(module: M, name: str) -> M:
     """Tag `module` with its registry name (read by the model layer to fuse softmax/sigmoid with the loss)."""
-    module.name = name
+    module.name = name  # type: ignore[assignment]
     return module
 
 
@@ -136,7 +136,7 @@ class LazyPReLU(LazyModuleMixin, PReLU):
         if not self.has_uninitialized_params():
             super().reset_parameters()
 
-    def initialize_parameters(self, input: Tensor) -> None:  # type: ignore[override]
+    def initialize_parameters(self, input: Tensor) -> None:
         if self.has_uninitialized_params():
             with torch.no_grad():
                 self.num_parameters = int(input.shape[1]) if input.dim() >= 2 else 1

@@ -346,7 +346,7 @@ def resolve_loss(model: nn.Module, technique: Technique, y: Tensor,
     if loss_fn.fusable_activation is not None and not loss_fn.from_logits:
         declares = callable(getattr(model, "output_activation", None))
         if declares and output_activation(model) == loss_fn.fusable_activation:
-            forward = model.forward_logits
+            forward = cast(Callable[[Tensor], Tensor], model.forward_logits)
             loss_fn = loss_fn.with_logits()
         elif not declares:
             loss_fn = loss_fn.with_logits()

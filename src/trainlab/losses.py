@@ -108,7 +108,7 @@ class Loss:
                 f"{self.name}: this loss has no logits form (from_logits applies only to "
                 "binary_crossentropy, categorical_crossentropy and sparse_categorical_crossentropy)."
             )
-        return replace(self, from_logits=True)  # type: ignore[call-arg]
+        return replace(self, from_logits=True)
 
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Raise InputError if `y_true` does not fit a model with `num_outputs` outputs.

@@ -333,7 +333,7 @@ class ConfusionMatrix(_ConfusionCounts):
     def __init__(self, *, threshold: float = 0.5) -> None:
         super().__init__(name="confusion_matrix", threshold=threshold)
 
-    def compute(self) -> list[list[int]]:  # type: ignore[override]
+    def compute(self) -> list[list[int]]:
         cm = self._matrix()
         return [] if cm is None else cm.tolist()
 

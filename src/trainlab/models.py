@@ -78,7 +78,7 @@ class Sequential(nn.Module):
         """The output before the last layer's activation (for a fused softmax/sigmoid + cross-entropy)."""
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer.call_logits(x) if i == last else layer(x)
+            x = layer.call_logits(x) if i == last else layer(x)  # type: ignore[operator]
         return x
 
     def output_activation(self) -> str | None:

@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -103,7 +103,7 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
             f"`lambda params: torch.optim.{type(spec).__name__}(params, lr=...)`."
         )
     if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
-        built: Any = spec(params)
+        built: Any = cast(Callable[..., torch.optim.Optimizer], spec)(params)
     elif isinstance(spec, (str, Mapping)):
         built = OPTIMIZERS.build(spec, source=source, params=params)
     elif callable(spec):
