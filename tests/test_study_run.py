@@ -72,14 +72,15 @@ def test_every_run_is_recorded_in_the_index(finished):
     assert (entry.name, entry.status, entry.num_runs) == ("tiny", "finished", 4)
 
 
-def test_a_study_run_equals_a_lone_fit_of_its_spec_bit_for_bit(finished):
+def test_a_study_run_equals_a_lone_fit_of_its_spec(finished):
+    # Its cases train as stacked members: equal to the lone fit to float32 rounding.
     study, runs, _ = finished
     run = study.runs[3]  # optimizer=adam, seed 1
     model = trainlab.Sequential(run.spec.model.layers)
     trainlab.fit(model, "iris", run.spec.recipe, validation_split=0.2)
     saved = trainlab.load(runs / "tiny" / run.run_id)
     for key, value in model.state_dict().items():
-        assert torch.equal(value, saved.state_dict()[key]), key
+        torch.testing.assert_close(value, saved.state_dict()[key], rtol=1e-4, atol=1e-5)
 
 
 def test_without_resume_a_study_with_finished_runs_is_not_overwritten(finished):

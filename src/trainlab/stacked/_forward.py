@@ -96,45 +96,78 @@ class StackedForward:
 
 
 class LayerStackForward(StackedForward):
-    """Batched Dense layers and per-sample layers, for a trainlab Sequential (see module docstring)."""
+    """Batched Dense layers and per-sample layers, for a trainlab Sequential (see module docstring).
 
-    def __init__(self, model: Sequential, *, fused: bool, dropout_rates: Tensor | None) -> None:
+    A Dropout layer whose rate differs between members finds the members'
+    rates in ``buffers["<layer name>.rate"]`` (m,); otherwise it uses its own.
+    """
+
+    def __init__(self, model: Sequential, *, fused: bool) -> None:
         self.model = model
         self.fused = fused
-        self.dropout_rates = dropout_rates  # (K,) per-member rates, or None: the layers' own rates
         self.names = {id(p): n for n, p in model.named_parameters()}
+        self.layer_names = {id(layer): name for name, layer in model.named_modules()}
 
     def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
-                 training: bool, shared: bool = False, members: Tensor | None = None
-                 ) -> tuple[Tensor, Tensor | None]:
+                 training: bool, shared: bool = False) -> tuple[Tensor, Tensor | None]:
         m = next(iter(params.values())).shape[0]
         h = x.expand(m, *x.shape) if shared else x
         b = h.shape[1]
+        # Between Dense layers activations are kept features first, (m, features, samples): then
+        # z = W h + b is a plain batched product and the weight's gradient comes out in the
+        # weight's own (m, out, in) layout, with no transposed copy in the backward pass.
+        lead: tuple[int, ...] | None = None  # the sample axes while features first, else None
         last = len(self.model.layers) - 1
         for i, layer in enumerate(self.model.layers):
             if isinstance(layer, Dense):
+                if lead is None:
+                    lead = tuple(h.shape[1:-1])
+                    h = h.reshape(m, -1, h.shape[-1]).transpose(1, 2)
                 weight = params[self.names[id(layer.weight)]]
                 bias = params[self.names[id(layer.bias)]] if layer.bias is not None else None
-                lead = h.shape[1:-1]
-                flat = h.reshape(m, -1, h.shape[-1])
-                z = (torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2)) if bias is not None
-                     else torch.bmm(flat, weight.transpose(1, 2)))
-                h = z.reshape(m, *lead, z.shape[-1])
+                h = torch.baddbmm(bias.unsqueeze(2), weight, h) if bias is not None else torch.bmm(weight, h)
                 if not (i == last and self.fused):
-                    h = layer.activation(h.flatten(0, 1)).unflatten(0, (m, b))
+                    if _elementwise(layer.activation):
+                        h = layer.activation(h)
+                    else:
+                        h = self._samples(h, m, lead)
+                        lead = None
+                        h = layer.activation(h.flatten(0, 1)).unflatten(0, (m, b))
             elif isinstance(layer, Dropout):
                 if training:
-                    h = self._dropout(layer, h, members)
+                    h = self._dropout(layer, h, buffers.get(f"{self.layer_names[id(layer)]}.rate"))
             else:
+                if lead is not None:
+                    h = self._samples(h, m, lead)
+                    lead = None
                 h = layer(h.flatten(0, 1)).unflatten(0, (m, b))
+        if lead is not None:
+            h = self._samples(h, m, lead)
         return h, None
 
-    def _dropout(self, layer: Dropout, h: Tensor, members: Tensor | None) -> Tensor:
-        if self.dropout_rates is None:
+    @staticmethod
+    def _samples(h: Tensor, m: int, lead: tuple[int, ...]) -> Tensor:
+        """(m, features, samples) back to (m, *sample axes, features)."""
+        return h.transpose(1, 2).reshape(m, *lead, h.shape[1])
+
+    @staticmethod
+    def _dropout(layer: Dropout, h: Tensor, rates: Tensor | None) -> Tensor:
+        if rates is None:
             return torch.nn.functional.dropout(h, layer.rate, True) if layer.rate > 0 else h
-        rates = self.dropout_rates if members is None else self.dropout_rates[members]
         rates = rates.to(h.dtype).view(-1, *([1] * (h.dim() - 1)))
         return h * (torch.rand_like(h) >= rates) / (1.0 - rates)
+
+
+def _elementwise(activation: nn.Module) -> bool:
+    """Whether `activation` acts on each number alone or along the last axis (so it may see (K, B, ...))."""
+    if type(activation) in _ELEMENTWISE:
+        return True
+    dim = getattr(activation, "dim", None)
+    return type(activation) in (nn.Softmax, nn.LogSoftmax) and dim is not None and dim < 0
+
+
+_ELEMENTWISE = (nn.ReLU, nn.ELU, nn.GELU, nn.LeakyReLU, nn.Identity, nn.SELU, nn.Sigmoid, nn.SiLU, nn.Softplus,
+                nn.Tanh, nn.Threshold)
 
 
 class VmapForward(StackedForward):
@@ -166,8 +199,7 @@ class VmapForward(StackedForward):
                 owner[attr] = tensor
 
     def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
-                 training: bool, shared: bool = False, members: Tensor | None = None
-                 ) -> tuple[Tensor, Tensor | None]:
+                 training: bool, shared: bool = False) -> tuple[Tensor, Tensor | None]:
         self.skeleton.train(training)
         merged = {**params, **buffers}
         tensors = tuple(merged[name] for name in self.names)

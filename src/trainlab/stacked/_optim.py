@@ -1,7 +1,7 @@
 """One optimizer step for K stacked members, each taking exactly its own optimizer's update.
 
-The members' parameters live in one flat buffer ``flat`` of shape (K, P) (row
-k holds member k's P parameters) and their gradients in ``flat_grad``. Each
+Each stacked parameter is a (K, ...) tensor whose row k is member k's
+parameter; the backward pass leaves its gradient in the same layout. Each
 member's optimizer is first built the ordinary way, on the member's own module
 (`trainlab.optimizers.optimizer`, so the settings are validated and the kernel
 chosen exactly as for a solo run); then the member is stepped in one of two
@@ -12,32 +12,44 @@ NAdam with one parameter group). Every one of these updates a parameter by
 ``p <- p - lr * D``, where the direction D depends on the gradients and the
 optimizer's state but not on lr (nor on p, once weight decay is taken out). So
 torch's own optimizer, built with ``lr=1`` and ``weight_decay=0`` over the rows
-of a zeroed buffer U, writes ``U = -D`` for every member in one fused call,
-with each member's row keeping its own state (moments, step count). Then
+of a zeroed buffer U (shaped like the parameters), writes ``U = -D`` for every
+member in one fused call, each member's rows keeping their own state (moments,
+step count). Then
 
     g <- g + wd_k * p                 coupled weight decay (L2 in the gradient)
     p <- p * (1 - lr_k * wd_k)        decoupled decay (AdamW), before the step
-    p <- p + lr_k * U                 one multiply-add over all members
+    p <- p + lr_k * U                 one multiply-add per stacked parameter
 
 with per-member lr_k and wd_k as (K, 1) tensors. Members that share an
 optimizer type and its other settings (betas, eps, momentum, ...) share one
-torch optimizer; each distinct setting adds one more.
+torch optimizer. Those that also take their steps together (the same number of
+training rows, hence the same step count) form a block: the stack puts them
+in consecutive rows and hands torch their rows as one (m, ...) tensor per
+parameter, so the step costs one kernel call whatever m is. Members that can fall out of step
+(unequal training sets) get one row each, so each keeps its own step count.
 
 Own-optimizer members (anything else: another optimizer class, a factory
 with several parameter groups, maximize with weight decay). Their module's
-parameters are views into ``flat`` and their gradients views into
-``flat_grad``, and their own optimizer is stepped as in a solo run.
+parameters are views of their rows of the stacked parameters, their gradients
+views of their rows of the stacked gradients, and their own optimizer is
+stepped as in a solo run.
 
-A member that is not active at a step (it has stopped, or has no batch left in
-this pass) is left out of the direction step (its row of U keeps no gradient,
-so torch skips it and its state does not change) and gets lr 0, so its
-parameters do not change either.
+After the first step, Adam, AdamW and SGD are stepped through torch's
+functional form with their lists bound once (`_functional_step`): the same
+call ``step()`` makes, without rebuilding its lists, which for a small model
+costs more than the update.
+
+A member that is not active at a step (it sits out the end of a longer
+member's epoch) is left out of the direction step (its row of U keeps no
+gradient, so torch skips it and its state does not change) and gets lr 0, so
+its parameters do not change either. A member that has stopped gets lr 0 too;
+its module already holds its own copy of its weights and state.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +74,8 @@ class MemberUpdate:
         params: the member's trainable parameters in stacked order.
         direction_key: the settings shared by members that can use one direction
             optimizer, or None for an own-optimizer member.
-        state: the direction optimizer's state for this member's row (moments,
-            step count); empty until its first step.
+        state: the direction optimizer's state for this member's slice of each
+            stacked parameter (moments, step count); empty until its first step.
     """
 
     optimizer: torch.optim.Optimizer
@@ -72,7 +84,7 @@ class MemberUpdate:
     direction_settings: dict[str, Any] = field(default_factory=dict)
     coupled_decay: float = 0.0
     decoupled_decay: float = 0.0
-    state: dict[str, Any] = field(default_factory=dict)
+    state: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> MemberUpdate:
@@ -91,7 +103,7 @@ class MemberUpdate:
         accepted = inspect.signature(kind).parameters
         settings = {k: v for k, v in group.items() if k in accepted and k not in _PER_MEMBER}
         update.direction_settings = settings
-        update.direction_key = (kind, tuple(sorted((k, _hashable(v)) for k, v in settings.items())))
+        update.direction_key = (kind.__name__, tuple(sorted((k, _hashable(v)) for k, v in settings.items())))
         if kind is torch.optim.AdamW or group.get("decoupled_weight_decay", False):
             update.decoupled_decay = decay
         else:
@@ -108,33 +120,74 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-class StackedOptimizer:
-    """Steps the members of one stack (see the module docstring)."""
+def stack_order(updates: Sequence[MemberUpdate], lengths: Sequence[int]) -> list[int]:
+    """An order of the members that puts each block (same direction settings and length) in consecutive rows."""
+    def key(i: int) -> tuple[Any, ...]:
+        update = updates[i]
+        if update.direction_key is None:
+            return (1, "", 0, i)
+        return (0, repr(update.direction_key), lengths[i], i)
 
-    def __init__(self, flat: Tensor, flat_grad: Tensor, members: Sequence[MemberUpdate]) -> None:
-        self.flat, self.flat_grad = flat, flat_grad
+    return sorted(range(len(updates)), key=key)
+
+
+class StackedOptimizer:
+    """Steps the members of one stack (see the module docstring).
+
+    Args:
+        params: each stacked parameter's data as a (K, n) view (row k: member k's).
+        leaves: the stacked parameters themselves, (K, ...), whose ``.grad`` the
+            backward pass fills.
+        members: each row's `MemberUpdate`, in stack order (see `stack_order`).
+        lengths: each row's number of training rows (equal lengths step together).
+    """
+
+    def __init__(self, params: Sequence[Tensor], leaves: Sequence[Tensor], members: Sequence[MemberUpdate],
+                 lengths: Sequence[int]) -> None:
+        self.params, self.leaves = list(params), list(leaves)
         self.members = list(members)
         k = len(self.members)
         self.direction_rows = [i for i, m in enumerate(self.members) if m.direction_key is not None]
-        self.own_rows = [i for i, m in enumerate(self.members) if m.direction_key is None]
+        self.own_rows = [i for i in range(k) if i not in set(self.direction_rows)]
+        self._own_fast: dict[int, Callable[[], None] | None] = {i: None for i in self.own_rows}
+        total = sum(p.numel() for p in self.params)
+        first = self.params[0]
+        self.buffer = first.new_zeros(total) if self.direction_rows else None
+        self.updates: list[Tensor] = []
+        offset = 0
+        for p in self.params:
+            if self.buffer is not None:
+                self.updates.append(self.buffer[offset:offset + p.numel()].view(k, -1))
+            offset += p.numel()
+        # (first row, last row + 1, one tensor per stacked parameter) handed to torch as parameters.
+        self.pieces: list[tuple[int, int, list[Tensor]]] = []
         self.direction: list[torch.optim.Optimizer] = []
-        self.rows: list[Tensor | None] = [None] * k
-        self.update = torch.zeros_like(flat) if self.direction_rows else None
-        groups: dict[tuple[Any, ...], list[int]] = {}
+        groups: dict[Any, list[int]] = {}
         for i in self.direction_rows:
-            groups.setdefault(self.members[i].direction_key, []).append(i)  # type: ignore[arg-type]
-        for key, indices in groups.items():
-            assert self.update is not None
-            rows = [self.update[i] for i in indices]
-            for i, row in zip(indices, rows):
-                row.grad = flat_grad[i]
-                self.rows[i] = row
-            settings = {**self.members[indices[0]].direction_settings, "lr": 1.0, "weight_decay": 0.0}
-            optimizer = key[0](rows, **settings)
-            for i, row in zip(indices, rows):
-                optimizer.state[row] = self.members[i].state
+            groups.setdefault(self.members[i].direction_key, []).append(i)
+        for key, rows in groups.items():
+            spans = []
+            for start, stop in _spans(rows, lengths):
+                if stop - start > 1 and not _same_state([self.members[i] for i in range(start, stop)]):
+                    spans.extend((i, i + 1) for i in range(start, stop))
+                else:
+                    spans.append((start, stop))
+            handed = []
+            for start, stop in spans:
+                tensors = [u[start] if stop - start == 1 else u[start:stop] for u in self.updates]
+                self.pieces.append((start, stop, tensors))
+                handed.append((start, stop, tensors))
+            settings = {**self.members[rows[0]].direction_settings, "lr": 1.0, "weight_decay": 0.0}
+            optimizer = getattr(torch.optim, key[0])([t for _, _, ts in handed for t in ts], **settings)
+            for start, stop, tensors in handed:
+                states = [self.members[i].state for i in range(start, stop)]
+                for index, tensor in enumerate(tensors):
+                    state = _join([s[index] for s in states]) if all(states) else {}
+                    if state:
+                        optimizer.state[tensor] = state
             self.direction.append(optimizer)
-        dtype, device = flat.dtype, flat.device
+        self._fast: list[Callable[[], None] | None] = [_functional_step(o) for o in self.direction]
+        dtype, device = first.dtype, first.device
         coupled = [m.coupled_decay for m in self.members]
         decoupled = [m.decoupled_decay for m in self.members]
         self.coupled = torch.tensor(coupled, dtype=dtype, device=device).unsqueeze(1) if any(coupled) else None
@@ -142,23 +195,156 @@ class StackedOptimizer:
                           if any(decoupled) else None)
 
     def step(self, lr: Tensor, active: Sequence[bool] | None = None) -> None:
-        """One update; `lr` (K, 1) holds each member's lr for this step, 0 where inactive."""
-        if self.update is not None:
+        """One update from the leaves' gradients; `lr` (K, 1) holds each member's lr, 0 where inactive.
+
+        `params`, `updates` and the gradients are plain tensors outside autograd,
+        so the in-place arithmetic here records nothing.
+        """
+        k = len(self.members)
+        grads = [leaf.grad.view(k, -1) if leaf.grad is not None else torch.zeros_like(p)
+                 for leaf, p in zip(self.leaves, self.params)]
+        if self.buffer is not None:
             if self.coupled is not None:
-                self.flat_grad.addcmul_(self.flat, self.coupled)
+                for grad, param in zip(grads, self.params):
+                    grad.addcmul_(param, self.coupled)
             if self.decoupled is not None:
-                self.flat.mul_(1.0 - lr * self.decoupled)
-            self.update.zero_()
-            skipped = [] if active is None else [i for i in self.direction_rows if not active[i]]
-            for i in skipped:
-                self.rows[i].grad = None  # type: ignore[union-attr]
-            try:
-                for optimizer in self.direction:
+                factor = 1.0 - lr * self.decoupled
+                for param in self.params:
+                    param.mul_(factor)
+            self.buffer.zero_()
+            for start, stop, tensors in self.pieces:
+                if stop - start == 1 and active is not None and not active[start]:
+                    for tensor in tensors:
+                        tensor.grad = None  # torch skips a parameter without a gradient: no step, no state change
+                    continue
+                for tensor, grad in zip(tensors, grads):
+                    tensor.grad = grad[start] if stop - start == 1 else grad[start:stop]
+            for index, optimizer in enumerate(self.direction):
+                fast = self._fast[index] if active is None else None
+                if fast is not None:
+                    fast()
+                else:
                     optimizer.step()
-            finally:
-                for i in skipped:
-                    self.rows[i].grad = self.flat_grad[i]  # type: ignore[union-attr]
-            self.flat.addcmul_(self.update, lr)
+                    if active is None and self._fast[index] is None:
+                        self._fast[index] = _functional_step(optimizer)
+            torch._foreach_addcmul_(self.params, self.updates, [lr] * len(self.params))
         for i in self.own_rows:
             if active is None or active[i]:
-                self.members[i].optimizer.step()
+                member = self.members[i]
+                for p, grad in zip(member.params, grads):
+                    p.grad = grad[i].view(p.shape)
+                fast = self._own_fast[i]
+                if fast is not None:
+                    fast()
+                else:
+                    member.optimizer.step()
+                    self._own_fast[i] = _functional_step(member.optimizer)
+
+    def save_states(self) -> None:
+        """Copy each direction member's optimizer state back to its `MemberUpdate` (before re-stacking)."""
+        for optimizer in self.direction:
+            for start, stop, tensors in self.pieces:
+                states = [optimizer.state.get(t) for t in tensors]
+                if not all(states):
+                    continue
+                for i in range(start, stop):
+                    self.members[i].state = [_row(s, i - start, stop - start) for s in states]  # type: ignore[misc,arg-type]
+
+
+def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:
+    """`optimizer.step()` for Adam, AdamW and SGD as torch's functional form, its lists bound once.
+
+    ``step()`` rebuilds the lists of parameters, gradients and state tensors on
+    every call, which costs more than the update itself for small models; once
+    the state exists (after the first step) the lists do not change, so the same
+    functional call torch makes (`torch.optim.adam.adam`, `torch.optim.sgd.sgd`)
+    is made with them directly. None for other optimizers or before the first step.
+    """
+    group = optimizer.param_groups[0]
+    params = group["params"]
+    states = [optimizer.state.get(p) for p in params]
+    if len(optimizer.param_groups) != 1 or not all(states) or group.get("differentiable"):
+        return None
+    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
+        from torch.optim.adam import adam
+
+        exp_avgs = [s["exp_avg"] for s in states]  # type: ignore[index]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]  # type: ignore[index]
+        maxima = [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else []  # type: ignore[index]
+        steps = [s["step"] for s in states]  # type: ignore[index]
+        beta1, beta2 = group["betas"]
+
+        def adam_step() -> None:
+            adam(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
+                 has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
+                 eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
+                 capturable=group["capturable"], differentiable=False, fused=group["fused"], grad_scale=None,
+                 found_inf=None, decoupled_weight_decay=group["decoupled_weight_decay"])
+
+        return adam_step
+    if type(optimizer) is torch.optim.SGD:
+        from torch.optim.sgd import sgd
+
+        buffers = [s.get("momentum_buffer") for s in states]  # type: ignore[union-attr]
+        if group["momentum"] != 0 and any(b is None for b in buffers):
+            return None
+
+        def sgd_step() -> None:
+            sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
+                momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
+                maximize=group["maximize"], has_sparse_grad=False, foreach=group["foreach"], fused=group["fused"],
+                grad_scale=None, found_inf=None)
+
+        return sgd_step
+    return None
+
+
+def _spans(rows: list[int], lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of `rows` with equal length: each run takes its steps together."""
+    spans: list[tuple[int, int]] = []
+    for i in rows:
+        if spans and spans[-1][1] == i and lengths[spans[-1][0]] == lengths[i]:
+            spans[-1] = (spans[-1][0], i + 1)
+        else:
+            spans.append((i, i + 1))
+    return spans
+
+
+def _same_state(members: Sequence[MemberUpdate]) -> bool:
+    """Whether members can share one block: no state yet, or the same step count in every member."""
+    if not any(m.state for m in members):
+        return True
+    if not all(m.state for m in members):
+        return False
+    states = [m.state[0] for m in members]
+    for key, value in states[0].items():
+        if isinstance(value, Tensor) and value.dim() == 0:
+            if any(not torch.equal(s[key], value) for s in states[1:]):
+                return False
+        elif not isinstance(value, Tensor) and any(s[key] != value for s in states[1:]):
+            return False
+    return True
+
+
+def _join(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """One block's state from its members' row states (per-element tensors stacked, counters shared)."""
+    if not states[0]:
+        return {}
+    if len(states) == 1:
+        return states[0]
+    joined: dict[str, Any] = {}
+    for key, value in states[0].items():
+        if isinstance(value, Tensor) and value.dim() > 0:
+            joined[key] = torch.stack([s[key] for s in states])
+        else:
+            joined[key] = value.clone() if isinstance(value, Tensor) else value
+    return joined
+
+
+def _row(state: dict[str, Any], index: int, rows: int) -> dict[str, Any]:
+    """Member `index`'s row of a block state (`rows` == 1: the state is the member's own)."""
+    if rows == 1:
+        return state
+    return {key: (value[index].clone() if isinstance(value, Tensor) and value.dim() > 0
+                  else value.clone() if isinstance(value, Tensor) else value)
+            for key, value in state.items()}

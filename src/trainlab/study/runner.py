@@ -15,9 +15,11 @@ just the missing ones. A finished run whose spec hash no longer matches the
 study (the file changed since) is an error rather than silently reused.
 
 Runs that share data, architecture and batch size form a group, trained by
-`train_group`; today it trains them one after another with `trainlab.fit`
-(each run then equals `trainlab fit` of its spec.toml, bit for bit on the
-CPU); the stacked-members engine will train a group in one pass instead.
+`train_group`: runs that differ only in seed, optimizer, schedule or early
+stopping are members of one stacked pass (`trainlab.stacked.fit_members`,
+which falls back to one at a time where stacking is not faster or not
+possible); each member ends where `trainlab fit` of its spec.toml ends, to
+float32 rounding.
 
 Every run is recorded in ``<runs_dir>/index.sqlite`` (`trainlab.index`) as
 "running" when it starts and "finished" when its folder is in place.
@@ -104,22 +106,82 @@ def group_runs(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
 
 def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
-                done: Callable[[PlannedRun, Trained], None], progress: StudyProgress | None = None) -> None:
+                done: Callable[[PlannedRun, Trained], None], progress: StudyProgress | None = None,
+                stack: str = "auto") -> None:
     """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
 
-    Today the members train one after another through `trainlab.fit`; a stacked
-    engine trains them in one pass and calls `done` for each member at the end.
-    The History each member gets is the single-run engine's.
+    Runs whose recipes differ only in what a stacked member may change (seed,
+    optimizer, schedule, early stopping) train together through
+    `trainlab.stacked.fit_members`, which stacks them when that is faster
+    (``stack="auto"``) and otherwise trains them one at a time with the same
+    results; the others train one after another through `trainlab.fit`.
+    Each History is the single-run engine's.
     """
     told = progress or StudyProgress()
+    for subgroup in _stackable_subgroups(members):
+        if len(subgroup) > 1 and stack != "off":
+            _train_stacked(subgroup, dataset, done=done, told=told, stack=stack)
+            continue
+        for run in subgroup:
+            told.run_begin(run)
+            model = Sequential(run.spec.model.layers, name=run.spec.name)
+            recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
+            start = time.perf_counter()
+            history = fit(model, dataset, run.spec.recipe, validation_split=run.spec.data.validation_split,
+                          stratify=run.spec.data.stratify, scaling=run.spec.data.scaling, callbacks=[recorder])
+            done(run, Trained(history=history, model=model, seconds=time.perf_counter() - start))
+
+
+# Recipe fields a stacked member carries on its own; every other field must be equal to share a pass.
+_MEMBER_FIELDS = ("seed", "optimizer", "schedule", "early_stopping")
+
+
+def _stackable_subgroups(members: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    groups: dict[str, list[PlannedRun]] = {}
     for run in members:
+        shared = {k: v for k, v in run.spec_dict["recipe"].items() if k not in _MEMBER_FIELDS}
+        # A stratified split depends on the seed, so those runs do not share their data.
+        key = json.dumps([shared, run.spec.data.stratify and run.spec.recipe.seed], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
+                   told: StudyProgress, stack: str) -> None:
+    from trainlab.api import prepare
+    from trainlab.engine import LoopConfig
+    from trainlab.stacked import MemberConfig, fit_members
+
+    first = runs[0].spec
+    recipe = first.recipe
+    unsupported = [name for name in ("clip_grad_norm", "clip_grad_value") if getattr(recipe, name) is not None]
+    if unsupported or recipe.divergence_factor != LoopConfig().divergence_factor or not recipe.shuffle:
+        # Settings only the single-run engine has: train these one at a time.
+        train_group(runs, dataset, done=done, progress=told, stack="off")
+        return
+    prepared = prepare(dataset, validation_split=first.data.validation_split, stratify=first.data.stratify,
+                       scaling=first.data.scaling, seed=recipe.seed)
+    configs = []
+    for run in runs:
         told.run_begin(run)
-        model = Sequential(run.spec.model.layers, name=run.spec.name)
+        r = run.spec.recipe
         recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
-        start = time.perf_counter()
-        history = fit(model, dataset, run.spec.recipe, validation_split=run.spec.data.validation_split,
-                      stratify=run.spec.data.stratify, scaling=run.spec.data.scaling, callbacks=[recorder])
-        done(run, Trained(history=history, model=model, seconds=time.perf_counter() - start))
+        configs.append(MemberConfig(
+            seed=r.seed, optimizer=r.optimizer, schedule=r.schedule, callbacks=(recorder,),
+            early_stopping=r.early_stopping.model_dump() if r.early_stopping is not None else None))
+    metrics = recipe.metrics if recipe.metrics is not None else (
+        ["accuracy"] if dataset.task == "classification" else ["mae"])
+    start = time.perf_counter()
+    histories = fit_members(Sequential(first.model.layers, name=first.name), configs, prepared.data,
+                            loss=recipe.loss if recipe.loss is not None else "auto", metrics=metrics,
+                            task=dataset.task, batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
+                            device=recipe.device, stack=stack)
+    seconds = (time.perf_counter() - start) / len(runs)
+    for run, history in zip(runs, histories):
+        history.model.scaler = prepared.scaler
+        history.recipe, history.scaler = run.spec.recipe, prepared.scaler
+        history.version, history.dataset = __version__, dataset.name
+        done(run, Trained(history=history, model=history.model, seconds=seconds))
 
 
 def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = False,
