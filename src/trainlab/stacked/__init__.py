@@ -98,6 +98,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import os
 import secrets
@@ -105,7 +106,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -132,7 +133,15 @@ from trainlab.losses import loss as make_loss
 from trainlab.optimizers import optimizer as make_optimizer
 from trainlab.schedules import schedule as make_schedule
 from trainlab.stacked._forward import MemberDropout, layer_stack_supported, strengths
-from trainlab.stacked._loop import MemberRun, Shared, Stack, ThreadChoice, soft_loss, train_stacked, with_smoothing
+from trainlab.stacked._loop import (
+    MemberRun,
+    Shared,
+    Stack,
+    ThreadChoice,
+    soft_loss,
+    train_stacked,
+    with_smoothing,
+)
 from trainlab.stacked._members import MemberConfig, member_model
 from trainlab.stacked._optim import MemberUpdate
 
@@ -342,7 +351,7 @@ def _data(data: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         raise InputError(f"x_val has {x_val.shape[0]} rows but y_val has {y_val.shape[0]}; they must match.")
     if x_val is not None and x_val.shape[0] == 0:
         raise InputError("the validation set is empty; give more samples or no validation set")
-    return x, y, x_val, y_val  # type: ignore[return-value]
+    return x, y, x_val, y_val
 
 
 def _rows(indices: Tensor | None, n: int, where: str) -> Tensor | None:
@@ -517,7 +526,9 @@ class _Job:
             rows = self._rows_for_probe(0)
             xb = self.x.to(self.device)[rows]
             yb = _targets(self.y, loss_fn, self.num_outputs, "training", self.device)[rows]
-            penalty = solo.penalty if callable(getattr(solo, "has_penalties", None)) and solo.has_penalties() else None
+            has_penalties = getattr(solo, "has_penalties", None)
+            penalty = (cast(Callable[[], Tensor | None], solo.penalty)
+                       if callable(has_penalties) and has_penalties() else None)
 
             def solo_step() -> None:
                 objective = loss_fn(forward(xb), yb)
@@ -526,7 +537,7 @@ class _Job:
                     if extra is not None:
                         objective = objective + extra
                 optimizer.zero_grad(set_to_none=True)
-                objective.backward()
+                objective.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
 
             settings = [None] if self.device.type != "cpu" else [None, 1]
@@ -539,7 +550,7 @@ class _Job:
             solo_times = []
             for _ in range(3):
                 for threads in settings:
-                    stacked_times[threads].append(_timed(lambda: stacked_step(threads), self.device))
+                    stacked_times[threads].append(_timed(functools.partial(stacked_step, threads), self.device))
                 solo_times.append(_timed(solo_step, self.device))
         best = min(min(times[1:]) for times in stacked_times.values())
         return best / count, min(solo_times[1:])
@@ -727,7 +738,7 @@ def _seed(seed: int, device: torch.device) -> None:
     cost half a millisecond per call.
     """
     if device.type == "cpu":
-        torch.random.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
     else:
         torch.manual_seed(seed)
 

@@ -72,6 +72,7 @@ class MemberDropout(nn.Module):
 
     def __init__(self, rate: float) -> None:
         super().__init__()
+        self.rate: Tensor
         self.register_buffer("rate", torch.tensor(float(rate)))
 
     def forward(self, x: Tensor) -> Tensor:

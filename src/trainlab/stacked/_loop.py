@@ -52,7 +52,15 @@ from trainlab.losses import (
     MeanSquaredError,
     SparseCategoricalCrossentropy,
 )
-from trainlab.metrics import AUC, Accuracy, ConfusionMatrix, Metric, PrecisionRecallF1, RegressionMetric, TopKAccuracy
+from trainlab.metrics import (
+    AUC,
+    Accuracy,
+    ConfusionMatrix,
+    Metric,
+    PrecisionRecallF1,
+    RegressionMetric,
+    TopKAccuracy,
+)
 from trainlab.stacked._forward import (
     LayerStackForward,
     StackedForward,
@@ -304,7 +312,7 @@ class Stack:
         """`member`'s parameters with their gradient of the last step attached (for diagnostics)."""
         row = self.members.index(member)
         named = dict(member.module.named_parameters())
-        params = []
+        params: list[Tensor] = []
         for name, leaf in zip(self.trainable, self.leaves):
             param = named[name]
             if leaf.grad is not None:
@@ -363,7 +371,7 @@ class Stack:
             records.append((members, out.detach()))
         if objective is None:
             return records
-        objective.backward()
+        objective.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step(lr, active)
         return records
 
@@ -373,8 +381,8 @@ class Stack:
         m = out.shape[0]
         if isinstance(shared.loss, SAMPLE_MEAN_LOSSES):
             flat_out = out.flatten(0, 1)
-            if shared.soft is not None:
-                smoothing = self.smoothing if members is None else self.smoothing[members]  # type: ignore[index]
+            if shared.soft is not None and self.smoothing is not None:
+                smoothing = self.smoothing if members is None else self.smoothing[members]
                 targets = soft_targets(shared.loss, yb, smoothing, out.shape[-1])
                 return m * shared.soft(flat_out, targets.flatten(0, 1))
             return m * shared.loss(flat_out, yb.flatten(0, 1))
@@ -482,7 +490,7 @@ def _end(member: MemberRun) -> None:
     member.callbacks.on_train_end({})
     history = member.history
     history.stop_reason = member.run.stop_reason
-    history.model = member.module  # type: ignore[attr-defined]
+    history.model = member.module
 
 
 def _epoch(stack: Stack, epoch: int, last_good: tuple[Tensor, dict[str, Tensor]]) -> None:
@@ -624,7 +632,7 @@ def _score(metrics: list[Metric], out: Tensor, y: Tensor, from_logits: bool, bat
         if isinstance(metric, EPOCH_METRICS):
             metric.update(out, y, from_logits=from_logits)
         else:
-            for out_batch, y_batch in zip(out.split(batch_size), y.split(batch_size)):
+            for out_batch, y_batch in zip(torch.split(out, batch_size), torch.split(y, batch_size)):
                 metric.update(out_batch, y_batch, from_logits=from_logits)
 
 
@@ -643,7 +651,10 @@ def _validate(stack: Stack, live: list[int], logs: dict[int, dict[str, Any]]) ->
     x_val, y_val = shared.x_val, shared.y_val
     k = len(members)
     whole = torch.arange(x_val.shape[0], device=x_val.device)
-    rows = {i: members[i].val_rows if members[i].val_rows is not None else whole for i in checked}
+    rows: dict[int, Tensor] = {}
+    for i in checked:
+        own = members[i].val_rows
+        rows[i] = own if own is not None else whole
     counts = {i: int(r.numel()) for i, r in rows.items()}
     longest = max(counts.values())
     table = None
@@ -684,7 +695,7 @@ def _validate(stack: Stack, live: list[int], logs: dict[int, dict[str, Any]]) ->
 def _epoch_end(stack: Stack, member: MemberRun, epoch: int, logs: dict[str, Any],
                last_good: tuple[Tensor, dict[str, Tensor]]) -> None:
     """The end of one member's epoch, in the single engine's order (see `trainlab.engine`)."""
-    from trainlab.engine import _divergence_reason, _diverged
+    from trainlab.engine import _diverged, _divergence_reason
 
     run = member.run
     run.lr = member.update.lr

@@ -170,7 +170,7 @@ def member_model(template: nn.Module, config: MemberConfig, where: str) -> nn.Mo
             elif isinstance(module, nn.Dropout):
                 module.p = float(config.dropout)  # type: ignore[arg-type]
         return model
-    if config.kernel_initializer is not None and template.built:  # type: ignore[union-attr]
+    if config.kernel_initializer is not None and template.built:
         raise InputError(
             f"{where}: kernel_initializer sets the initial weights, but the model is already built (it has "
             f"weights). Pass a model that has not been built or fitted yet."
@@ -180,7 +180,7 @@ def member_model(template: nn.Module, config: MemberConfig, where: str) -> nn.Mo
         _override(layer, config)
     with torch.random.fork_rng(devices=[]):
         model = Sequential.from_config(described)
-    if template.built:  # type: ignore[union-attr]
+    if template.built:
         model.load_state_dict(template.state_dict())
     model.scaler = copy.deepcopy(getattr(template, "scaler", None))
     return model

@@ -87,9 +87,9 @@ class MemberUpdate:
     state: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> MemberUpdate:
+    def of(cls, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> MemberUpdate:
         """Classify `optimizer` (direction or own) and read its per-member settings."""
-        update = cls(optimizer=optimizer, params=params)
+        update = cls(optimizer=optimizer, params=list(params))
         kind = type(optimizer)
         groups = optimizer.param_groups
         if kind not in DIRECTION_OPTIMIZERS or len(groups) != 1:
@@ -166,7 +166,7 @@ class StackedOptimizer:
         for i in self.direction_rows:
             groups.setdefault(self.members[i].direction_key, []).append(i)
         for key, rows in groups.items():
-            spans = []
+            spans: list[tuple[int, int]] = []
             for start, stop in _spans(rows, lengths):
                 if stop - start > 1 and not _same_state([self.members[i] for i in range(start, stop)]):
                     spans.extend((i, i + 1) for i in range(start, stop))
@@ -248,7 +248,7 @@ class StackedOptimizer:
                 if not all(states):
                     continue
                 for i in range(start, stop):
-                    self.members[i].state = [_row(s, i - start, stop - start) for s in states]  # type: ignore[misc,arg-type]
+                    self.members[i].state = [_row(s, i - start, stop - start) for s in states if s is not None]
 
 
 def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:
