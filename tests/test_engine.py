@@ -190,3 +190,12 @@ def test_the_default_loss_fits_the_task_and_the_output_layer(data, outputs, expe
     model = trainlab.Sequential([Dense(8, activation="relu"), Dense(outputs, activation=activation)])
     history = trainlab.fit(model, data, {"num_epochs": 2, "seed": 0})
     assert np.isfinite(history.history["val_loss"]).all()
+
+
+def test_mismatched_sample_counts_are_clear_errors():
+    x, y = torch.zeros(10, 2), torch.zeros(10, 1)
+    technique, config = Technique(loss="mse", optimizer="sgd"), LoopConfig(num_epochs=1, seed=0)
+    with pytest.raises(InputError, match="x has 10 samples but y has 9"):
+        train(nn.Linear(2, 1), TrainData(x, y[:9]), technique, config)
+    with pytest.raises(InputError, match="validation x and y .* got 4 and 3"):
+        train(nn.Linear(2, 1), TrainData(x, y, x[:4], y[:3]), technique, config)

@@ -179,6 +179,13 @@ def train(model: nn.Module, data: TrainData, technique: Technique, config: LoopC
         raise InputError("the training set is empty: there are no samples to train on")
     if data.x_val is not None and data.x_val.shape[0] == 0:
         raise InputError("the validation set is empty; give more samples or a larger validation_split")
+    if data.x.shape[0] != data.y.shape[0]:
+        raise InputError(f"x has {data.x.shape[0]} samples but y has {data.y.shape[0]}; they must match row for row")
+    if (data.x_val is None) != (data.y_val is None) or (
+            data.x_val is not None and data.y_val is not None and data.x_val.shape[0] != data.y_val.shape[0]):
+        raise InputError("validation x and y must both be given and have the same number of samples, got "
+                         f"{None if data.x_val is None else data.x_val.shape[0]} and "
+                         f"{None if data.y_val is None else data.y_val.shape[0]}")
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         # Seeds the stream that dropout and user modules draw from; fork_rng restores the caller's.
