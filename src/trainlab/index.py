@@ -177,7 +177,7 @@ def record_run(root: str | Path, *, run_id: str, name: str, spec: dict[str, Any]
     else:
         finished = now if finished is None else finished
     row = (run_id, name, study, case, seed, spec_hash(spec), json.dumps(spec, default=str), status,
-           started, finished, json.dumps(_finite(final or {})),
+           started, finished, json.dumps(json_safe(final or {})),
            None if run_dir is None else str(run_dir), __version__)
     with _writing(root) as db:
         db.execute(
@@ -275,13 +275,14 @@ def get_run(root: str | Path, run_id: str) -> IndexedRun:
                      "`trainlab runs` lists the recorded runs.")
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None (JSON has no such numbers), recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

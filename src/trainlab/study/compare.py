@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import InputError
+from trainlab.index import json_safe
 
 __all__ = ["ALPHA", "CaseSummary", "Comparison", "RunRecord", "StudyRecords", "Welch", "compare",
            "load_results", "welch_t_test", "TEST_NAME"]
@@ -176,7 +177,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output; non-finite numbers become None (JSON has no NaN)."""
-        out: dict[str, Any] = _finite({
+        out: dict[str, Any] = json_safe({
             "metric": self.metric, "mode": self.mode, "rank_by": self.rank_by, "test": TEST_NAME,
             "alpha": ALPHA, "missing_runs": self.missing,
             "cases": [{**asdict(c), "note": c.note} for c in self.cases],
@@ -369,13 +370,3 @@ def _std(values: Sequence[float]) -> float:
 
 def _all_finite(values: Sequence[float]) -> bool:
     return all(math.isfinite(v) for v in values)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
