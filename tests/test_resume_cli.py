@@ -42,6 +42,11 @@ def fit(spec, runs, *extra):
                              "--quiet", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _checkpoint_time(runs):
+    states = list((runs / "killme").glob(".*.partial/checkpoint/state.safetensors"))
+    return max((p.stat().st_mtime_ns for p in states), default=0)
+
+
 def final_run(runs):
     folders = sorted((runs / "killme").glob("[!.]*"), key=lambda p: p.stat().st_mtime)
     return folders[-1]
@@ -58,15 +63,18 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_final_weights(tmp
     rng = random.Random(1234)
     kills = 0
     for attempt in range(3):
+        seen = _checkpoint_time(tmp_path / "b")
         proc = fit(spec, tmp_path / "b", *(["--resume"] if attempt else []))
-        time.sleep(rng.uniform(0.35, 0.85) * duration)
+        # Kill at a random moment after this process saved at least one epoch of its own.
+        deadline = time.monotonic() + 120
+        while _checkpoint_time(tmp_path / "b") == seen and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.25) * duration)
         if proc.poll() is None:
             proc.kill()
             kills += 1
         proc.wait(timeout=60)
     assert kills >= 2
-    partials = list((tmp_path / "b" / "killme").glob(".*.partial"))
-    assert partials and (partials[0] / "checkpoint" / "state.safetensors").is_file()
     last = fit(spec, tmp_path / "b", "--resume")
     assert last.wait(timeout=300) == 0, last.stderr.read().decode()
 

@@ -157,7 +157,8 @@ batch_size = 8
 [study]
 seeds = 1
 [study.vary]
-lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008]
+# Each width is its own architecture, so the runs train (and finish) one after another.
+"model.layers[0].units" = [4, 5, 6, 7, 8, 9, 10, 11]
 """
 
 
