@@ -20,6 +20,8 @@ demo: install
 	$(VENV)/bin/trainlab study examples/optimizers.toml
 
 test: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src/trainlab
 	$(PY) -m pytest
 
 bench: install
