@@ -154,16 +154,20 @@ def parse_spec(raw: dict[str, Any], *, source: str = "spec") -> FitSpec:
         raise InputError(format_validation_error(error, source)) from None
 
 
-def load_spec(path: str | Path) -> FitSpec:
-    """Read and validate a TOML spec file."""
+def read_toml(path: str | Path, *, what: str = "spec") -> dict[str, Any]:
+    """The TOML file at `path` as a dict; a missing file or bad TOML is an InputError."""
     file = Path(path)
     if not file.is_file():
-        raise InputError(f"spec file '{file}' does not exist")
+        raise InputError(f"{what} file '{file}' does not exist")
     try:
-        raw = tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{file} is not valid TOML: {error}") from None
-    return parse_spec(raw, source=str(file))
+
+
+def load_spec(path: str | Path) -> FitSpec:
+    """Read and validate a TOML spec file."""
+    return parse_spec(read_toml(path), source=str(path))
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:

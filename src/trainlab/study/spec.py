@@ -81,12 +81,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainlab.errors import InputError, did_you_mean
 from trainlab.index import spec_hash
-from trainlab.spec import FitSpec, format_validation_error, parse_spec, spec_to_dict
+from trainlab.spec import FitSpec, format_validation_error, parse_spec, read_toml, spec_to_dict
 
 __all__ = ["ALIASES", "Case", "PlannedRun", "Study", "StudySettings", "load_study", "parse_study"]
 
@@ -187,14 +186,7 @@ class Study:
 
 def load_study(path: str | Path) -> Study:
     """Read, expand and validate a study TOML file (see the module docstring)."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"study file '{file}' does not exist")
-    try:
-        raw = tomllib.loads(file.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"{file} is not valid TOML: {error}") from None
-    return parse_study(raw, source=str(file))
+    return parse_study(read_toml(path, what="study"), source=str(path))
 
 
 def parse_study(raw: Mapping[str, Any], *, source: str = "study") -> Study:
