@@ -61,11 +61,11 @@ def test_fit_writes_the_run_folder_and_prints_json(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path / "runs" / "iris-small"
+    # A finished run drops its resume state (issue 10: --keep-checkpoint keeps it); epochs count from 1.
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint", "history.jsonl", "model.json", "model.safetensors", "result.json", "spec.toml"]
-    assert [p.name for p in (run_dir / "checkpoint").iterdir()] == ["state.safetensors"]
+        "history.jsonl", "model.json", "model.safetensors", "result.json", "spec.toml"]
     lines = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [0, 1, 2, 3, 4]
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4, 5]
     assert lines[-1]["val_accuracy"] == result["final"]["val_accuracy"]
     resolved = (run_dir / "spec.toml").read_text()
     assert "shuffle = true" in resolved and 'device = "auto"' in resolved  # defaults written out

@@ -30,7 +30,7 @@ from trainlab.datasets import scaler as make_scaler
 from trainlab.errors import InputError
 from trainlab.layers import Layer
 from trainlab.models import Sequential
-from trainlab.runs import RunResult, write_run
+from trainlab.runs import CHECKPOINT_DIR, RunResult, run_folder, write_run
 from trainlab.spec import DataSpec, FitSpec, ModelSpec, RecipeSpec, format_validation_error, spec_to_dict
 
 
@@ -115,18 +115,16 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     """
     recipe = as_recipe(recipe)
     dataset = as_dataset(data, source="data")
+    if recipe.early_stopping is not None:
+        from trainlab.spec import check_monitor, recorded_names
+
+        check_monitor("recipe.early_stopping.monitor", recipe.early_stopping.monitor,
+                      recorded_names(recipe, dataset.task))
     module = as_model(model)
     prepared = prepare(dataset, validation_split=validation_split, validation_data=validation_data,
                        stratify=stratify, scaling=scaling, seed=recipe.seed)
     module.scaler = prepared.scaler
-    technique = engine.Technique(
-        loss=recipe.loss if recipe.loss is not None else "auto",
-        optimizer=recipe.optimizer,
-        metrics=recipe.metrics if recipe.metrics is not None else
-        (["accuracy"] if dataset.task == "classification" else ["mae"]),
-        schedule=recipe.schedule,
-        task=dataset.task,
-    )
+    technique = _technique(recipe, dataset)
     all_callbacks = as_callback_list(callbacks)
     if recipe.early_stopping is not None:
         all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
@@ -151,28 +149,88 @@ def dataset_from_spec(spec: DataSpec) -> Dataset:
     from trainlab.datasets import from_csv, from_npz
 
     path = str(spec.path)
-    if path.endswith(".csv"):
-        return from_csv(path, target=spec.target)
-    if path.endswith(".npz"):
+    if path.lower().endswith(".csv"):
+        return from_csv(path, target=spec.target, **spec.options)
+    if path.lower().endswith(".npz"):
         return from_npz(path, **spec.options)
     raise InputError(f"data.path must end in .csv or .npz, got '{path}'")
 
 
+def check_before_training(spec: FitSpec, dataset: Dataset) -> None:
+    """Check what can fail once the data is known, before anything is written.
+
+    The split (no empty part), the model on two samples of the data (input
+    shapes), the targets against the loss and the model's output width (labels
+    out of range, binary_crossentropy with 3 classes), the metrics, the device
+    and the monitored name. It works on a throwaway copy of the model, inside
+    its own random state, so the run itself is unchanged.
+
+    Raises:
+        InputError: with the message training would have stopped with.
+    """
+    import torch
+
+    from trainlab.metrics import metric as make_metric
+    from trainlab.spec import check_monitor, recorded_names
+
+    recipe = spec.recipe
+    if recipe.early_stopping is not None:
+        check_monitor("recipe.early_stopping.monitor", recipe.early_stopping.monitor,
+                      recorded_names(recipe, dataset.task))
+    engine.resolve_device(recipe.device)
+    prepared = prepare(dataset, validation_split=spec.data.validation_split, stratify=spec.data.stratify,
+                       scaling=spec.data.scaling, seed=recipe.seed)
+    data = prepared.data
+    with torch.random.fork_rng(devices=[]):
+        model = Sequential(spec.model.layers, name=spec.name)
+        out = engine.probe_outputs(model, data.x)
+    num_outputs = out.shape[-1] if out.dim() > 1 else 1
+    technique = _technique(recipe, dataset)
+    loss_fn, _, _ = engine.resolve_loss(model, technique, data.y, num_outputs)
+    for part, y in (("training", data.y), ("validation", data.y_val)):
+        if y is None:
+            continue
+        try:
+            loss_fn.check_target(y, num_outputs)
+        except InputError as error:
+            raise InputError(f"{part} targets: {error}") from None
+    for m in technique.metrics:
+        make_metric(m, loss=loss_fn, num_outputs=num_outputs, source="recipe.metrics")
+
+
+def _technique(recipe: RecipeSpec, dataset: Dataset) -> engine.Technique:
+    return engine.Technique(
+        loss=recipe.loss if recipe.loss is not None else "auto",
+        optimizer=recipe.optimizer,
+        metrics=recipe.metrics if recipe.metrics is not None else
+        (["accuracy"] if dataset.task == "classification" else ["mae"]),
+        schedule=recipe.schedule,
+        task=dataset.task,
+    )
+
+
 def run_spec(spec: FitSpec, *, runs_dir: str | Path = "runs", verbose: int = 1,
-             callbacks: Sequence[Callback] = (), resume: bool = False) -> RunResult:
+             callbacks: Sequence[Callback] = (), resume: bool = False,
+             keep_checkpoint: bool = False) -> RunResult:
     """Train what a validated spec describes and write the run folder (see `trainlab.runs`).
 
-    With `resume`, the newest unfinished run of the same spec continues from its
-    last checkpoint and ends with the same weights as an uninterrupted run.
+    The data is loaded and every check that needs it (`check_before_training`)
+    passes before anything is written, index row included. With `resume`, the
+    newest unfinished run of the same spec continues from its last checkpoint
+    and ends with the same weights as an uninterrupted run. A finished run drops
+    its resume state unless `keep_checkpoint`.
     """
-    dataset = dataset_from_spec(spec.data)  # loaded before anything is written
+    run_folder(runs_dir, spec.name)  # the name stays inside the runs directory
+    dataset = dataset_from_spec(spec.data)
+    check_before_training(spec, dataset)
 
     def train(staging: Path, resuming: bool, history_file: Callback) -> tuple[History, nn.Module]:
         model = Sequential(spec.model.layers, name=spec.name)
         history = fit(model, dataset, spec.recipe, validation_split=spec.data.validation_split,
                       stratify=spec.data.stratify, scaling=spec.data.scaling,
                       callbacks=[*callbacks, history_file], verbose=verbose,
-                      checkpoint_dir=staging / "checkpoint", resume=resuming)
+                      checkpoint_dir=staging / CHECKPOINT_DIR, resume=resuming)
         return history, model
 
-    return write_run(Path(runs_dir), spec.name, spec_to_dict(spec), train, resume=resume)
+    return write_run(Path(runs_dir), spec.name, spec_to_dict(spec), train, resume=resume,
+                     keep_checkpoint=keep_checkpoint, recipe=spec.recipe)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,3 +58,50 @@ def in_range(field: str, value: Any, low: float, high: float, *, open_low: bool 
         rb = ")" if open_high else "]"
         raise InputError(f"{field} must be in {lb}{low}, {high}{rb}, got {value}.{' ' + hint if hint else ''}")
     return v
+
+
+# Names Windows reserves for devices, with or without an extension ("CON", "nul.txt").
+WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))]
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_NAME_LENGTH = 100
+
+
+def plain_name(field: str, value: Any) -> str:
+    """A name that is safe as one folder name on every system: letters, digits, '-', '_', '.'.
+
+    A run's or a study's name becomes a folder inside the runs directory, so it
+    may not hold a path separator, be '.' or '..', start with a dot (hidden, and
+    the staging folders' prefix), end with a dot, or be a device name that
+    Windows reserves (CON, NUL, COM1, ...).
+
+    Example:
+        >>> plain_name("name", "digits-mlp_v2.1")
+        'digits-mlp_v2.1'
+        >>> plain_name("name", "../escaped")
+        Traceback (most recent call last):
+        ...
+        trainlab.errors.InputError: name must be a plain name ...
+    """
+    if not isinstance(value, str):
+        raise InputTypeError(f"{field} must be a string (a plain folder name), got {type(value).__name__} "
+                             f"{value!r}")
+    advice = (f"{field} must be a plain name made of letters, digits, '-', '_' and '.', such as "
+              f"'digits-mlp', because it names the run's folder inside the runs directory; got {value!r}")
+    if not _PLAIN_NAME.fullmatch(value):
+        bad = sorted({c for c in value if not _PLAIN_NAME.fullmatch(c)})
+        shown = ", ".join(repr(c) for c in bad[:5])
+        where = (" To write runs elsewhere, pass --runs-dir (runs_dir=) instead of a path in the name."
+                 if any(c in value for c in "/\\:") else "")
+        raise InputError(f"{advice}, which holds {shown or 'nothing'}.{where}")
+    if value.startswith(".") or value.endswith("."):
+        raise InputError(f"{advice}: it may not start or end with '.' ('..' and hidden folders would leave "
+                         "or hide the run folder).")
+    if value.split(".")[0].upper() in WINDOWS_RESERVED:
+        raise InputError(f"{advice}: '{value.split('.')[0]}' is a device name that Windows reserves, so the "
+                         "folder could not be created there. Choose another name.")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InputError(f"{advice[:-len(repr(value))]}got a name of {len(value)} characters; keep it to "
+                         f"{MAX_NAME_LENGTH}.")
+    return value

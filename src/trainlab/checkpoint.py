@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ from trainlab.errors import InputError
 
 METADATA_KEY = "trainlab_state"
 STATE_FILE = "state.safetensors"
+# What a resumable training state holds at its top level (the engine's snapshot).
+RESUME_KEYS: dict[str, type | tuple[type, ...]] = {
+    "epoch": int, "step": int, "fingerprint": list, "model": dict, "optimizer": dict, "callbacks": list,
+    "history": dict, "rng": dict,
+}
 
 
 def _split(value: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
@@ -58,13 +64,27 @@ def _key(key: Any) -> Any:
     raise TypeError(f"checkpoint dict keys must be int or str, got {type(key).__name__}")
 
 
+class _Malformed(Exception):
+    """The JSON header does not have the shape `save_state` writes."""
+
+
 def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, dict):
         if "__tensor__" in value:
-            return tensors[value["__tensor__"]]
+            key = value["__tensor__"]
+            if not isinstance(key, str) or key not in tensors:
+                raise _Malformed(f"it refers to a tensor {key!r} that the file does not hold")
+            return tensors[key]
         if "__dict__" in value:
-            return {k: _join(v, tensors) for k, v in value["__dict__"]}
+            items = value["__dict__"]
+            if not isinstance(items, list) or not all(isinstance(i, list) and len(i) == 2 for i in items):
+                raise _Malformed("a stored mapping is not a list of [key, value] pairs")
+            if not all(isinstance(k, (int, str)) for k, _ in items):
+                raise _Malformed("a stored mapping has a key that is not an int or a string")
+            return {k: _join(v, tensors) for k, v in items}
         if "__tuple__" in value:
+            if not isinstance(value["__tuple__"], list):
+                raise _Malformed("a stored tuple is not a list")
             return tuple(_join(v, tensors) for v in value["__tuple__"])
         return {k: _join(v, tensors) for k, v in value.items()}
     if isinstance(value, list):
@@ -88,38 +108,93 @@ def _before_rename(tmp: Path) -> None:
     """Hook between writing the temporary file and renaming it into place (tests kill the process here)."""
 
 
+def clean_stale_temporaries(target: Path) -> None:
+    """Remove temporary files a killed writer left beside `target` (``.<name>.tmp*``).
+
+    Only one process writes a given checkpoint, so any such file is left over.
+    """
+    try:
+        stale = list(target.parent.glob(f".{target.name}.tmp*"))
+    except OSError:
+        return
+    for file in stale:
+        try:
+            file.unlink()
+        except OSError:
+            pass
+
+
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` (nested dicts/lists of tensors, numbers, strings) atomically to `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(target)
     tensors: dict[str, torch.Tensor] = {}
     meta = json.dumps(_split(state, tensors, ""))
     tmp = target.with_name(f".{target.name}.tmp")
     save_file(tensors, str(tmp), metadata={METADATA_KEY: meta, "format": "pt"})
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
+    apply_umask(tmp)
     _before_rename(tmp)
     os.replace(tmp, target)
     fsync_directory(target.parent)
 
 
-def load_state(path: str | Path) -> dict[str, Any]:
-    """Read what `save_state` wrote; anything else (a pickle, a torch.save file) is an InputError."""
+def apply_umask(path: Path) -> None:
+    """Give a file the mode a plain `open()` would (0666 less the umask): some writers create 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:
+        pass
+
+
+def load_state(path: str | Path, *, require: Mapping[str, type | tuple[type, ...]] | None = None
+               ) -> dict[str, Any]:
+    """Read what `save_state` wrote; anything else is an InputError that says what is wrong.
+
+    A pickle or a torch.save file, a file cut short, bad JSON in the header, a
+    reference to a tensor the file does not hold, or a missing entry of
+    `require` (top-level keys the caller needs, with their types) are each refused.
+    """
     source = Path(path)
     if not source.is_file():
         raise InputError(f"no checkpoint at '{source}'")
+    not_ours = f"'{source}' is not a trainlab checkpoint"
     try:
         from safetensors import safe_open
 
         with safe_open(str(source), framework="pt") as f:
             meta = (f.metadata() or {}).get(METADATA_KEY)
         tensors = load_file(str(source))
-    except (SafetensorError, OSError, ValueError) as error:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise InputError(
-            f"'{source}' is not a trainlab checkpoint: it is not a valid safetensors file ({error}). "
+            f"{not_ours}: it is not a valid safetensors file ({str(error).splitlines()[0] if str(error) else error!r}). "
             "trainlab never unpickles files, so checkpoints from torch.save or pickle cannot be loaded."
         ) from None
     if meta is None:
         raise InputError(f"'{source}' is a safetensors file but holds no trainlab state")
-    result: dict[str, Any] = _join(json.loads(meta), tensors)
+    try:
+        result = _join(json.loads(meta), tensors)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise InputError(f"{not_ours}: its state header is not valid JSON ({error}). The file was damaged "
+                         "or written by another program; start the run again without resume.") from None
+    except _Malformed as error:
+        raise InputError(f"{not_ours}: {error}. The file was damaged or written by another program; start the "
+                         "run again without resume.") from None
+    if not isinstance(result, dict):
+        raise InputError(f"{not_ours}: its state is a {type(result).__name__}, not a table of entries")
+    require = require or {}
+    missing = [key for key in require if key not in result]
+    wrong = [f"'{key}' is a {type(result[key]).__name__}" for key, kind in require.items()
+             if key in result and (not isinstance(result[key], kind) or isinstance(result[key], bool))]
+    if wrong:
+        raise InputError(f"{not_ours} that can be resumed: {', '.join(wrong)}. The file was damaged or "
+                         "written by another program; start the run again without resume.")
+    if missing:
+        raise InputError(f"{not_ours} that can be resumed: it lacks {', '.join(map(repr, missing))}. It was "
+                         "made by another version of trainlab or by another program; start the run again "
+                         "without resume.")
     return result

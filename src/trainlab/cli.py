@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -30,49 +29,44 @@ def fit(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this spec."),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint",
+                                         help="Keep the resume state (checkpoint/) of a finished run."),
 ) -> None:
-    """Train the model a spec describes; write the run under runs/ and print a final table."""
+    """Train the model a spec describes; write the run under runs/ and print a final table.
+
+    A run that diverges stops, keeps its last good weights and exits with status 0; its
+    stop_reason says so and --json reports "diverged": true.
+    """
     from trainlab.api import run_spec
+    from trainlab.index import json_safe
+    from trainlab.runs import summarize
     from trainlab.spec import load_spec
 
     parsed = load_spec(spec)
-    result = run_spec(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1, resume=resume)
+    result = run_spec(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1, resume=resume,
+                      keep_checkpoint=keep_checkpoint)
     history = result.history
-    final = {k: v[-1] for k, v in history.history.items() if v}
-    best = _best(history.history)
-    summary = {"name": parsed.name, "run_dir": str(result.run_dir), "epochs": len(history.epoch),
-               "seed": history.seed, "stop_reason": history.stop_reason, "final": final, "best": best}
+    summary = {"name": parsed.name, "run_dir": str(result.run_dir), "seed": history.seed,
+               **summarize(history, parsed.recipe)}
+    final, best = summary["final"], summary["best"]
     if json_output:
-        print(json.dumps(summary))
+        print(json.dumps(json_safe(summary)))
         return
-    table = Table(title=f"{parsed.name}: {len(history.epoch)} epochs")
+    kept = summary["final_epoch"]
+    title = f"{parsed.name}: {summary['epochs']} epochs"
+    if "last" in summary:
+        title += f"; saved weights from epoch {kept}" if kept else "; saved the initial weights"
+    table = Table(title=title)
     table.add_column("metric")
-    table.add_column("final", justify="right")
+    table.add_column("final" if "last" not in summary else f"final (epoch {kept})", justify="right")
     table.add_column("best", justify="right")
-    for key, value in final.items():
+    for key, value in (final or summary.get("last", {})).items():
         b = best.get(key)
-        table.add_row(key, f"{value:.4g}", "" if b is None else f"{b['value']:.4g} (epoch {b['epoch'] + 1})")
+        table.add_row(key, f"{value:.4g}", "" if b is None else f"{b['value']:.4g} (epoch {b['epoch']})")
     out.print(table)
     if history.stop_reason:
         out.print(f"stopped: {history.stop_reason}")
     out.print(f"run written to {result.run_dir}")
-
-
-def _best(history: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    from trainlab.callbacks import _direction
-
-    best = {}
-    for key, values in history.items():
-        if key == "lr" or not values:
-            continue
-        try:
-            direction = _direction(key, "auto", "best")
-        except InputError:
-            continue
-        pick = min if direction == "min" else max
-        epoch = pick(range(len(values)), key=lambda i: values[i])
-        best[key] = {"value": values[epoch], "epoch": epoch}
-    return best
 
 
 @app.command()

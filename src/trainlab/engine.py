@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from trainlab import check
 from trainlab.callbacks import Callback, CallbackList, History, ProgressBar, RunState
-from trainlab.checkpoint import STATE_FILE, load_state, save_state
+from trainlab.checkpoint import RESUME_KEYS, STATE_FILE, load_state, save_state
 from trainlab.errors import InputError
 from trainlab.losses import Loss
 from trainlab.losses import loss as make_loss
@@ -235,7 +235,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     val_batch = config.validation_batch_size or max(batch_size, 1024)
     model.stop_training = False  # type: ignore[assignment]
     state_file = Path(config.checkpoint_dir) / STATE_FILE if config.checkpoint_dir is not None else None
-    saved = load_state(state_file) if (config.resume and state_file is not None
+    saved = load_state(state_file, require=RESUME_KEYS) if (config.resume and state_file is not None
                                        and state_file.is_file()) else None
     start_epoch, step = (saved["epoch"] + 1, saved["step"]) if saved is not None else (0, 0)
     run.epoch = start_epoch
@@ -246,7 +246,16 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     cbs.on_train_begin({})
     try:
         if saved is not None:
-            _restore(saved, fingerprint, model, optimizer, schedule, cbs, history, generator, device)
+            try:
+                _restore(saved, fingerprint, model, optimizer, schedule, cbs, history, generator, device)
+            except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
+                if isinstance(error, InputError):
+                    raise
+                raise InputError(
+                    f"the checkpoint in '{config.checkpoint_dir}' does not fit this run: "
+                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}. It was made for "
+                    "another model or by another program; resume with the spec that made it, or start a new "
+                    "run without resume.") from None
             run.lr = float(optimizer.param_groups[0]["lr"])
             last_good = _copy_state(model)
             if saved.get("stopped"):

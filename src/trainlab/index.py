@@ -53,8 +53,10 @@ __all__ = [
     "list_runs",
     "list_studies",
     "record_run",
+    "reconcile",
     "record_study",
     "spec_hash",
+    "delete_run",
 ]
 
 INDEX_FILE = "index.sqlite"
@@ -216,13 +218,70 @@ def record_study(root: str | Path, *, name: str, status: str, study_dir: str | P
         )
 
 
+def delete_run(root: str | Path, run_id: str) -> None:
+    """Remove the row of `run_id`, if any (a run refused on bad input leaves nothing behind)."""
+    if not index_path(root).is_file():
+        return
+    with _writing(root) as db:
+        db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+def reconcile(root: str | Path) -> int:
+    """Correct rows left "running" by a process killed between renaming a run folder and indexing it.
+
+    A row "running" whose folder is gone is settled from what is on disk: when
+    the staging folder ``.<id>.partial`` was renamed into place (its final
+    folder holds result.json), the run is "finished" with that result's final
+    metrics; a vanished staging folder with no final folder is "interrupted".
+    A study's running rows point at their final folder, which appears only once
+    the run is written, so they are settled only when it holds result.json.
+    Returns the number of rows corrected.
+    """
+    if not index_path(root).is_file():
+        return 0
+    with _reading(root) as db:
+        if db is None:
+            return 0
+        rows = [dict(r) for r in db.execute("SELECT id, run_dir FROM runs WHERE status = 'running'")]
+    fixed = 0
+    for row in rows:
+        folder = Path(row["run_dir"]) if row["run_dir"] else None
+        if folder is None or folder.exists():
+            continue
+        staged = folder.name.startswith(".") and folder.name.endswith(".partial")
+        final_dir = folder.with_name(folder.name[1:].removesuffix(".partial")) if staged else folder
+        result = _read_result(final_dir / "result.json")
+        if result is not None:
+            status, final, run_dir = "finished", result.get("final") or {}, str(final_dir)
+        elif staged:
+            status, final, run_dir = "interrupted", {}, None
+        else:
+            continue
+        with _writing(root) as db:
+            db.execute("UPDATE runs SET status = ?, final = ?, run_dir = ?, finished = ? "
+                       "WHERE id = ? AND status = 'running'",
+                       (status, json.dumps(json_safe(final)), run_dir, time.time(), row["id"]))
+        fixed += 1
+    return fixed
+
+
+def _read_result(file: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def list_runs(root: str | Path, *, study: str | None = None, name: str | None = None,
               case: str | None = None, status: str | None = None, seed: int | None = None,
               limit: int | None = None) -> list[IndexedRun]:
     """The indexed runs under `root`, oldest first, filtered by any of the given fields.
 
+    Rows left "running" by a killed process are settled first (`reconcile`).
     An index that does not exist yet holds no runs (the result is empty).
     """
+    reconcile(root)
     if status is not None:
         check.choice("runs: status", status, STATUSES)
     if limit is not None:
@@ -254,6 +313,7 @@ def get_run(root: str | Path, run_id: str) -> IndexedRun:
     Raises:
         InputError: no index under `root`, or no run (or several runs) match.
     """
+    reconcile(root)
     with _reading(root) as db:
         if db is None:
             raise InputError(f"there is no run index at {index_path(root)}: no run has been recorded under "

@@ -27,6 +27,7 @@ spec that validates trains.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,16 @@ import tomllib
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainlab import check
 from trainlab.errors import InputError, did_you_mean
+
+# Reader settings of data files, by suffix (data.options; a CSV's target column is data.target).
+FILE_SETTINGS: dict[str, tuple[str, ...]] = {
+    ".csv": ("target", "header", "name", "task"),
+    ".npz": ("x_key", "y_key", "name", "task", "tokens"),
+}
+# How many problems one message lists; the rest are counted.
+MAX_PROBLEMS = 20
 
 NameOrTable = str | dict[str, Any]
 
@@ -62,11 +72,47 @@ class DataSpec(_Strict):
                              "for validation, e.g. 0.2")
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        from trainlab.datasets import DATASETS
+
+        if value is not None and value not in DATASETS:
+            raise ValueError(f"unknown dataset '{value}'. Bundled: {', '.join(DATASETS.names())}."
+                             f"{did_you_mean(value, DATASETS.names())} `trainlab datasets` lists them; "
+                             "for your own data give data.path instead")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and Path(value).suffix.lower() not in FILE_SETTINGS:
+            raise ValueError(f"must be a .csv or .npz file, got '{value}'")
+        return value
+
     @model_validator(mode="after")
     def _source(self) -> DataSpec:
         if (self.name is None) == (self.path is None):
             raise ValueError("give exactly one of data.name (a bundled data set, see `trainlab datasets`) "
                              "or data.path (a .csv or .npz file)")
+        problems = []
+        if self.name is not None:
+            from trainlab.datasets import DATASETS
+
+            known = _settings_of(DATASETS.get(self.name))
+            for key in self.options:
+                if key not in known:
+                    problems.append(f"data set '{self.name}' has no setting data.options.{key}. Settings: "
+                                    f"{', '.join(known) or '(none)'}.{did_you_mean(key, known)}")
+        elif self.path is not None:
+            suffix = Path(self.path).suffix.lower()
+            known = [k for k in FILE_SETTINGS.get(suffix, ()) if k != "target"]
+            for key in self.options:
+                if key not in known:
+                    problems.append(f"a {suffix} file has no setting data.options.{key}. Settings: "
+                                    f"{', '.join(known)}.{did_you_mean(key, known)}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -82,11 +128,14 @@ class ModelSpec(_Strict):
 
         if not layers:
             raise ValueError("needs at least one layer")
+        problems = []
         for i, layer in enumerate(layers):
             try:
                 layer_from_config(layer, source=f"model.layers[{i}]")
             except InputError as error:
-                raise ValueError(f"layer {i}: {error}") from None
+                problems.append(f"layer {i}: {error}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return layers
 
 
@@ -94,12 +143,13 @@ class EarlyStoppingSpec(_Strict):
     """Keras's EarlyStopping settings."""
 
     monitor: str = "val_loss"
-    min_delta: float = 0.0
-    patience: int = 5
+    min_delta: float = Field(default=0.0, allow_inf_nan=False)
+    patience: int = Field(default=5, ge=0, description="epochs without improvement before stopping; 0 stops "
+                          "at the first one")
     mode: Literal["auto", "min", "max"] = "auto"
-    baseline: float | None = None
+    baseline: float | None = Field(default=None, allow_inf_nan=False)
     restore_best_weights: bool = False
-    start_from_epoch: int = 0
+    start_from_epoch: int = Field(default=0, ge=0)
 
 
 class RecipeSpec(_Strict):
@@ -119,6 +169,12 @@ class RecipeSpec(_Strict):
     divergence_factor: float | None = Field(default=100.0, gt=0)
     device: str = "auto"
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        check_device(value)
+        return value
+
     @model_validator(mode="after")
     def _techniques(self) -> RecipeSpec:
         from trainlab.losses import loss as make_loss
@@ -126,14 +182,38 @@ class RecipeSpec(_Strict):
         from trainlab.optimizers import optimizer as make_optimizer
         from trainlab.schedules import schedule as make_schedule
 
-        # Build each technique once on a dummy parameter, so names and settings fail here, not mid-run.
-        built = make_optimizer(self.optimizer, [torch.nn.Parameter(torch.zeros(1))], source="recipe.optimizer")
+        # Build each technique once on a dummy parameter, so names and settings fail here, not mid-run;
+        # each is tried on its own, so that one pass reports every problem.
+        problems: list[str] = []
+        lr: float | None = None
+        try:
+            built = make_optimizer(self.optimizer, [torch.nn.Parameter(torch.zeros(1))],
+                                   source="recipe.optimizer")
+            lr = float(built.param_groups[0]["lr"])
+            if not lr > 0:
+                problems.append(f"recipe.optimizer: the learning rate must be > 0, got lr = {lr:g}: with it "
+                                "the weights never move. Typical values: 1e-3 for adam, 1e-2 to 1e-1 for sgd")
+        except InputError as error:
+            problems.append(str(error))
         if self.schedule is not None:
-            make_schedule(self.schedule, steps_per_epoch=1, num_epochs=self.num_epochs,
-                          base_lr=built.param_groups[0]["lr"], source="recipe.schedule")
-        resolved = make_loss(self.loss, source="recipe.loss") if self.loss is not None else None
+            try:
+                make_schedule(self.schedule, steps_per_epoch=1, num_epochs=self.num_epochs,
+                              base_lr=lr if lr is not None and lr > 0 else 1e-3, source="recipe.schedule")
+            except InputError as error:
+                problems.append(str(error))
+        resolved = None
+        if self.loss is not None:
+            try:
+                resolved = make_loss(self.loss, source="recipe.loss")
+            except InputError as error:
+                problems.append(str(error))
         for m in self.metrics or []:
-            make_metric(m, loss=resolved, source="recipe.metrics")
+            try:
+                make_metric(m, loss=resolved, source="recipe.metrics")
+            except InputError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -145,6 +225,83 @@ class FitSpec(_Strict):
     model: ModelSpec
     recipe: RecipeSpec = Field(default_factory=RecipeSpec)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        try:
+            return check.plain_name("name", value)
+        except InputError as error:
+            raise ValueError(str(error).removeprefix("name ")) from None
+
+    @model_validator(mode="after")
+    def _monitor(self) -> FitSpec:
+        stopping = self.recipe.early_stopping
+        if stopping is not None:
+            check_monitor("recipe.early_stopping.monitor", stopping.monitor, recorded_names(self.recipe))
+        return self
+
+
+def _settings_of(factory: Any) -> list[str]:
+    import inspect
+
+    declared = getattr(factory, "accepted_settings", None)
+    if callable(declared):
+        return list(declared())
+    return [n for n, p in inspect.signature(factory).parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def recorded_names(recipe: RecipeSpec, task: str | None = None) -> list[str]:
+    """The names a run's history will hold: loss, the metrics, their val_ forms, lr and penalty.
+
+    Without `recipe.metrics` the task picks them (accuracy for classes, mae for
+    regression); with `task` unknown, both are taken as possible.
+    """
+    from trainlab.losses import loss as make_loss
+    from trainlab.metrics import metric as make_metric
+
+    if recipe.metrics is not None:
+        loss = make_loss(recipe.loss) if recipe.loss is not None else None
+        names = [make_metric(m, loss=loss).name for m in recipe.metrics]
+    else:
+        names = {"classification": ["accuracy"], "regression": ["mae"]}.get(task or "", ["accuracy", "mae"])
+    return ["loss", *names, "val_loss", *(f"val_{n}" for n in names), "lr", "penalty"]
+
+
+def check_monitor(field: str, monitor: str, recorded: Sequence[str]) -> None:
+    """Refuse a monitored name the run will not record (Keras only warns, and stopping is then off)."""
+    if monitor not in recorded:
+        shown = [n for n in recorded if n not in ("lr", "penalty")]
+        raise InputError(f"{field}: '{monitor}' is not recorded by this run, so early stopping would never "
+                         f"act.{did_you_mean(monitor, shown)} The history holds {', '.join(shown)}; add a "
+                         "metric to recipe.metrics to monitor it")
+
+
+def check_device(value: str) -> None:
+    """'auto', 'cpu', 'cuda' or 'cuda:N' (when CUDA is present here) or 'mps' (when present)."""
+    kinds = ("auto", "cpu", "cuda", "cuda:N", "mps")
+    if value in ("auto", "cpu"):
+        return
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"must be one of {', '.join(kinds)}, got {value!r}.{did_you_mean(value, kinds)}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{value!r} was asked for but CUDA is not available on this machine; use "
+                             "'auto' (CUDA when present, else the CPU) or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{value!r}: this machine has {torch.cuda.device_count()} CUDA devices "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{value!r} was asked for but MPS is not available on this machine; use 'auto' "
+                             "or 'cpu'")
+        return
+    raise ValueError(f"must be one of {', '.join(kinds)}, got {value!r}: trainlab trains on the CPU, CUDA "
+                     "or MPS.")
+
 
 def parse_spec(raw: dict[str, Any], *, source: str = "spec") -> FitSpec:
     """Validate a spec mapping; a bad one raises InputError with every problem in one paragraph."""
@@ -155,14 +312,51 @@ def parse_spec(raw: dict[str, Any], *, source: str = "spec") -> FitSpec:
 
 
 def read_toml(path: str | Path, *, what: str = "spec") -> dict[str, Any]:
-    """The TOML file at `path` as a dict; a missing file or bad TOML is an InputError."""
+    """The TOML file at `path` as a dict.
+
+    A missing file, a folder, a file that is not UTF-8 text (binary, UTF-16, a
+    pickle) and bad TOML are each an InputError that says which.
+    """
     file = Path(path)
+    if file.is_dir():
+        raise InputError(f"{what} file '{file}' is a folder, not a file: give the path of a .toml file"
+                         + _toml_files_in(file))
     if not file.is_file():
-        raise InputError(f"{what} file '{file}' does not exist")
+        raise InputError(f"{what} file '{file}' does not exist (relative paths start in {Path.cwd()})")
     try:
-        return tomllib.loads(file.read_text())
+        data = file.read_bytes()
+    except OSError as error:
+        raise InputError(f"{what} file '{file}' cannot be read: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what} file '{file}' is not UTF-8 text ({_kind_of_bytes(data)}; byte "
+                         f"{error.start} cannot be decoded). A {what} is a TOML text file saved as UTF-8; "
+                         "re-save it with that encoding.") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{file} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise InputError(f"{file} is not valid TOML: its tables or arrays are nested too deeply") from None
+
+
+def _kind_of_bytes(data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "it looks like UTF-16"
+    if data[:1] == b"\x80":
+        return "it looks like a Python pickle"
+    if b"\x00" in data[:1024]:
+        return "it holds NUL bytes: a binary file or UTF-16"
+    return "it may be in another encoding such as Latin-1 or Windows-1252"
+
+
+def _toml_files_in(folder: Path) -> str:
+    try:
+        found = sorted(p.name for p in folder.glob("*.toml"))[:5]
+    except OSError:
+        return ""
+    return f" (it holds {', '.join(found)})." if found else "."
 
 
 def load_spec(path: str | Path) -> FitSpec:
@@ -189,7 +383,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
-        path = ".".join(str(p) for p in loc) or "(top level)"
+        path = _path_text(loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             known = _fields_at(loc)
             problems.append(f"{path}: unknown field.{did_you_mean(str(loc[-1]), known)}"
@@ -199,9 +393,25 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         else:
             message = item["msg"].removeprefix("Value error, ")
             given = item.get("input")
-            shown = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
-            problems.append(f"{path}: {message}{shown}")
-    return f"{source} is not a valid spec: " + "; ".join(problems)
+            shown = "" if isinstance(given, (dict, list)) or given is None or "got " in message \
+                else f" (got {_short(given)})"
+            problems.append(f"{path}: {message}{shown}" if loc else f"{message}{shown}")
+    more = len(problems) - MAX_PROBLEMS
+    listed = "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more} more problems" if more > 0 else "")
+    count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+    return f"{source} is not a valid spec{count}: " + listed
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def spec_to_dict(spec: FitSpec) -> dict[str, Any]:

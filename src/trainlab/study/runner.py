@@ -28,7 +28,6 @@ Every run is recorded in ``<runs_dir>/index.sqlite`` (`trainlab.index`) as
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -40,13 +39,13 @@ import tomli_w
 from torch import nn
 
 from trainlab import __version__
-from trainlab.api import dataset_from_spec, fit
+from trainlab.api import check_before_training, dataset_from_spec, fit
 from trainlab.callbacks import History, LambdaCallback
 from trainlab.datasets import Dataset
 from trainlab.errors import InputError
 from trainlab.index import record_run, record_study
 from trainlab.models import Sequential
-from trainlab.runs import save_model, write_json_atomic
+from trainlab.runs import finish, run_folder, stage, write_json_atomic
 from trainlab.study.compare import Comparison, RunRecord, compare, load_results, read_result
 from trainlab.study.spec import PlannedRun, Study
 
@@ -202,10 +201,11 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
     """
     progress = progress or StudyProgress()
     root = Path(runs_dir)
-    study_dir = root / study.name
+    study_dir = run_folder(root, study.name)
     finished = _finished_runs(study, study_dir, resume=resume)
     todo = [run for run in study.runs if run.run_id not in finished]
     datasets = _load_datasets(todo)  # a bad data source fails before anything is written
+    _check_before_training(todo, datasets)  # so do shapes, targets and devices
 
     study_dir.mkdir(parents=True, exist_ok=True)
     for stale in study_dir.glob(".*.partial"):
@@ -300,6 +300,23 @@ def _load_datasets(runs: Sequence[PlannedRun]) -> dict[str, Dataset]:
     return loaded
 
 
+def _check_before_training(runs: Sequence[PlannedRun], datasets: dict[str, Dataset]) -> None:
+    """`trainlab.api.check_before_training` once for each distinct data, model and loss set-up."""
+    seen: set[str] = set()
+    for run in runs:
+        spec = run.spec_dict
+        recipe = spec["recipe"]
+        key = json.dumps([spec["data"], spec["model"], recipe.get("loss"), recipe.get("metrics"),
+                          recipe.get("early_stopping"), recipe.get("device")], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_before_training(run.spec, datasets[_data_key(run)])
+        except InputError as error:
+            raise InputError(f"case '{run.case.label}': {error}") from None
+
+
 def _write_study_json(study_dir: Path, study: Study, *, status: str, created: float | None = None) -> float:
     file = study_dir / "study.json"
     if created is None and file.is_file():
@@ -316,30 +333,14 @@ def _write_study_json(study_dir: Path, study: Study, *, status: str, created: fl
 def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained) -> dict[str, Any]:
     """Write the run folder through a staging folder renamed into place; return its result.json."""
     history = member.history
-    staging = study_dir / f".{run.run_id}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = stage(study_dir, run.run_id, tomli_w.dumps(run.spec_dict))
     try:
-        (staging / "spec.toml").write_text(tomli_w.dumps(run.spec_dict))
-        with open(staging / "history.jsonl", "w") as f:
-            for i, epoch in enumerate(history.epoch):
-                f.write(json.dumps({"epoch": epoch, **{k: v[i] for k, v in history.history.items()
-                                                       if i < len(v)}}) + "\n")
-        save_model(member.model, staging)
         params = getattr(history, "params", None) or {}
-        result = {
-            "name": study.name, "run_id": run.run_id, "study": study.name, "case": run.case.label,
-            "seed": history.seed, "spec_hash": run.spec_hash, "epochs": len(history.epoch),
-            "steps_per_epoch": params.get("steps"), "seconds": member.seconds,
-            "stop_reason": history.stop_reason, "final": {k: v[-1] for k, v in history.history.items() if v},
-            "version": __version__,
-        }
-        write_json_atomic(staging / "result.json", result)
-        target = study_dir / run.run_id
-        if target.exists():
-            shutil.rmtree(target)  # an incomplete folder from elsewhere; this run replaces it
-        os.replace(staging, target)
+        return finish(staging, run_folder(study_dir.parent, study_dir.name, run.run_id), history=history,
+                      model=member.model, recipe=run.spec.recipe, result={
+                          "name": study.name, "run_id": run.run_id, "study": study.name, "case": run.case.label,
+                          "spec_hash": run.spec_hash, "steps_per_epoch": params.get("steps"),
+                          "seconds": member.seconds})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return result
