@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import io
 import math
+import os
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -446,6 +447,9 @@ def synthetic(
                        "Every class needs at least one sample.")
     check.int_at_least("synthetic: num_features", num_features, 1)
     _check_seed("synthetic", seed)
+    # scikit-learn draws float64 features; trainlab keeps a float32 copy and int64 labels.
+    check_memory("synthetic", num_samples * (num_features * (8 + 4) + 8 + 8),
+                 f"num_samples={num_samples} x num_features={num_features}")
     informative = _informative(num_features)
     if num_classes > 2**informative:
         needed = next(f for f in range(num_features, 4 * num_classes + 4)
@@ -505,6 +509,8 @@ def sequences(*, num_samples: int = 2000, length: int = 20, vocab_size: int = 50
     check.int_at_least("sequences: vocab_size", vocab_size, 4,
                        "Token 0 is padding, 1 and 2 are the markers, 3.. are fillers.")
     _check_seed("sequences", seed)
+    # int64 tokens, float64 draws for the marker positions and the argsort's int64 result.
+    check_memory("sequences", num_samples * length * (8 + 8 + 8), f"num_samples={num_samples} x length={length}")
     rng = np.random.default_rng(seed)
     tokens = rng.integers(_FIRST_FILLER, vocab_size, size=(num_samples, length), dtype=np.int64)
     # The first two entries of a random permutation of the positions: two distinct places.
@@ -516,6 +522,34 @@ def sequences(*, num_samples: int = 2000, length: int = 20, vocab_size: int = 50
     labels = (first_at < second_at).astype(np.int64)
     return Dataset(x=torch.from_numpy(tokens), y=torch.from_numpy(labels), task="classification",
                    num_classes=2, name="sequences", class_names=("2 before 1", "1 before 2"))
+
+
+def memory_limit() -> int:
+    """Bytes a generated data set may take: half of this machine's physical memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return int(total // 2)
+
+
+def check_memory(technique: str, needed: int, shape: str) -> None:
+    """Refuse a generated data set that would not fit, with the estimate, before allocating it."""
+    limit = memory_limit()
+    if needed > limit:
+        raise InputError(
+            f"{technique}: {shape} needs about {_bytes(needed)} of memory to generate, more than the "
+            f"{_bytes(limit)} (half of this machine's memory) trainlab allows for a generated data set. "
+            "Ask for fewer samples or features."
+        )
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if count < 1024 or unit == "PB":
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PB"
 
 
 def _check_seed(technique: str, seed: Any) -> None:

@@ -61,14 +61,17 @@ CHECKPOINT_DIR = "checkpoint"
 def run_folder(root: str | Path, name: str, *more: str) -> Path:
     """``root/name/more...``, refused unless it stays inside `root`.
 
-    Each part must be a plain name (letters, digits, '-', '_', '.'); a symlink
-    already in the runs directory that leads outside it is refused too.
-    `root` itself (``--runs-dir``) is where the user chose to write.
+    `name` must be a plain name (letters, digits, '-', '_', '.'); the parts
+    below it (run ids, case folders) hold no separator and do not start with a
+    dot. A symlink already in the runs directory that leads outside it is
+    refused too. `root` itself (``--runs-dir``) is where the user chose to write.
     """
     base = Path(root)
     check.plain_name("name", name)
     for part in more:
-        check.plain_name("run id", part)
+        if not isinstance(part, str) or not part or part.startswith(".") or any(c in part for c in "/\\:\0"):
+            raise InputError(f"'{part}' cannot name a run folder: it must be one plain folder name inside "
+                             f"'{base / name}'.")
     folder = base.joinpath(name, *more)
     inside = base.resolve()
     target = folder.resolve()
@@ -88,6 +91,29 @@ class RunResult:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def read_json(file: Path, what: str) -> dict[str, Any]:
+    """A JSON object read from `file`; not UTF-8, bad JSON or another type is an InputError.
+
+    `what` says what the file is, for the message ("study.json").
+    """
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise InputError(f"{what} '{file}' cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} '{file}' is not UTF-8 text: it was damaged or replaced by another file. "
+                         "Write it again with trainlab.") from None
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise InputError(f"{what} '{file}' is not valid JSON ({error}): it was damaged or cut short. Write it "
+                         "again with trainlab.") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{what} '{file}' holds a JSON {type(value).__name__}, not an object: it was damaged "
+                         "or replaced by another file.")
+    return value
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

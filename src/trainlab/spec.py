@@ -144,12 +144,20 @@ class EarlyStoppingSpec(_Strict):
 
     monitor: str = "val_loss"
     min_delta: float = Field(default=0.0, allow_inf_nan=False)
-    patience: int = Field(default=5, ge=0, description="epochs without improvement before stopping; 0 stops "
-                          "at the first one")
+    patience: int = 5
     mode: Literal["auto", "min", "max"] = "auto"
     baseline: float | None = Field(default=None, allow_inf_nan=False)
     restore_best_weights: bool = False
-    start_from_epoch: int = Field(default=0, ge=0)
+    start_from_epoch: int = 0
+
+    @field_validator("patience", "start_from_epoch")
+    @classmethod
+    def _epochs(cls, value: int, info: Any) -> int:
+        if value < 0:
+            hint = ("Patience counts epochs without improvement; use 0 to stop at the first one"
+                    if info.field_name == "patience" else "It is the first epoch (from 0) that counts; use 0")
+            raise ValueError(f"must be an int >= 0, got {value}. {hint}")
+        return value
 
 
 class RecipeSpec(_Strict):
@@ -177,44 +185,53 @@ class RecipeSpec(_Strict):
 
     @model_validator(mode="after")
     def _techniques(self) -> RecipeSpec:
-        from trainlab.losses import loss as make_loss
-        from trainlab.metrics import metric as make_metric
-        from trainlab.optimizers import optimizer as make_optimizer
-        from trainlab.schedules import schedule as make_schedule
 
-        # Build each technique once on a dummy parameter, so names and settings fail here, not mid-run;
-        # each is tried on its own, so that one pass reports every problem.
-        problems: list[str] = []
-        lr: float | None = None
-        try:
-            built = make_optimizer(self.optimizer, [torch.nn.Parameter(torch.zeros(1))],
-                                   source="recipe.optimizer")
-            lr = float(built.param_groups[0]["lr"])
-            if not lr > 0:
-                problems.append(f"recipe.optimizer: the learning rate must be > 0, got lr = {lr:g}: with it "
-                                "the weights never move. Typical values: 1e-3 for adam, 1e-2 to 1e-1 for sgd")
-        except InputError as error:
-            problems.append(str(error))
-        if self.schedule is not None:
-            try:
-                make_schedule(self.schedule, steps_per_epoch=1, num_epochs=self.num_epochs,
-                              base_lr=lr if lr is not None and lr > 0 else 1e-3, source="recipe.schedule")
-            except InputError as error:
-                problems.append(str(error))
-        resolved = None
-        if self.loss is not None:
-            try:
-                resolved = make_loss(self.loss, source="recipe.loss")
-            except InputError as error:
-                problems.append(str(error))
-        for m in self.metrics or []:
-            try:
-                make_metric(m, loss=resolved, source="recipe.metrics")
-            except InputError as error:
-                problems.append(str(error))
+        problems = technique_problems(self.optimizer, self.schedule, self.loss, self.metrics, self.num_epochs)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def technique_problems(optimizer: Any, schedule: Any, loss: Any, metrics: Any, num_epochs: Any) -> list[str]:
+    """What is wrong with a recipe's techniques, each built once on a dummy parameter.
+
+    Names and settings fail here, not mid-run; each technique is tried on its
+    own, so that one pass reports every problem.
+    """
+    from trainlab.losses import loss as make_loss
+    from trainlab.metrics import metric as make_metric
+    from trainlab.optimizers import optimizer as make_optimizer
+    from trainlab.schedules import schedule as make_schedule
+
+    problems: list[str] = []
+    lr: float | None = None
+    try:
+        built = make_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(1))], source="recipe.optimizer")
+        lr = float(built.param_groups[0]["lr"])
+        if not lr > 0:
+            problems.append(f"recipe.optimizer: the learning rate must be > 0, got lr = {lr:g}: with it "
+                            "the weights never move. Typical values: 1e-3 for adam, 1e-2 to 1e-1 for sgd")
+    except InputError as error:
+        problems.append(str(error))
+    if schedule is not None:
+        try:
+            make_schedule(schedule, steps_per_epoch=1,
+                          num_epochs=num_epochs if isinstance(num_epochs, int) and num_epochs > 0 else 1,
+                          base_lr=lr if lr is not None and lr > 0 else 1e-3, source="recipe.schedule")
+        except InputError as error:
+            problems.append(str(error))
+    resolved = None
+    if loss is not None:
+        try:
+            resolved = make_loss(loss, source="recipe.loss")
+        except InputError as error:
+            problems.append(str(error))
+    for m in metrics if isinstance(metrics, list) else []:
+        try:
+            make_metric(m, loss=resolved, source="recipe.metrics")
+        except InputError as error:
+            problems.append(str(error))
+    return problems
 
 
 class FitSpec(_Strict):
@@ -308,7 +325,22 @@ def parse_spec(raw: dict[str, Any], *, source: str = "spec") -> FitSpec:
     try:
         return FitSpec.model_validate(raw)
     except ValidationError as error:
-        raise InputError(format_validation_error(error, source)) from None
+        raise InputError(format_validation_error(error, source, extra=_unchecked_techniques(raw, error))) from None
+
+
+def _unchecked_techniques(raw: Any, error: ValidationError) -> list[str]:
+    """The technique problems of a recipe whose own validator did not run (another field failed first)."""
+    recipe = raw.get("recipe") if isinstance(raw, dict) else None
+    if not isinstance(recipe, dict) or any(tuple(e["loc"]) == ("recipe",) for e in error.errors()):
+        return []
+    named = [recipe.get(k) for k in ("optimizer", "schedule", "loss")]
+    if not all(v is None or isinstance(v, (str, dict)) for v in named):
+        return []
+    try:
+        return technique_problems(recipe.get("optimizer", "adam"), recipe.get("schedule"), recipe.get("loss"),
+                                  recipe.get("metrics"), recipe.get("num_epochs", 20))
+    except Exception:  # the raw values failed validation already; their message is enough
+        return []
 
 
 def read_toml(path: str | Path, *, what: str = "spec") -> dict[str, Any]:
@@ -378,8 +410,11 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One paragraph: each problem with its field path, what was given and what would fix it."""
+def format_validation_error(error: ValidationError, source: str, *, extra: Sequence[str] = ()) -> str:
+    """One paragraph: each problem with its field path, what was given and what would fix it.
+
+    `extra` adds problems found outside pydantic; at most `MAX_PROBLEMS` are listed.
+    """
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -396,6 +431,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
             shown = "" if isinstance(given, (dict, list)) or given is None or "got " in message \
                 else f" (got {_short(given)})"
             problems.append(f"{path}: {message}{shown}" if loc else f"{message}{shown}")
+    problems += [p for p in extra if not any(p in q for q in problems)]
     more = len(problems) - MAX_PROBLEMS
     listed = "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more} more problems" if more > 0 else "")
     count = f" ({len(problems)} problems)" if len(problems) > 1 else ""

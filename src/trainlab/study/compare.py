@@ -302,21 +302,27 @@ def load_results(study_dir: str | Path) -> StudyRecords:
     if not info_file.is_file():
         raise InputError(f"'{directory}' is not a study folder: it holds no study.json. A study folder is "
                          "runs/<study-name>/, written by `trainlab study SPEC.toml`.")
-    try:
-        info = json.loads(info_file.read_text())
-    except json.JSONDecodeError as error:
-        raise InputError(f"{info_file} is not valid JSON: {error}") from None
+    from trainlab.runs import read_json, run_folder
+
+    info = read_json(info_file, "study.json")
     records = []
-    for run in info.get("runs", []):
-        run_dir = directory / run["run_id"]
-        result = read_result(run_dir)
-        if result is None or result.get("spec_hash") != run["spec_hash"]:
-            continue
-        records.append(RunRecord(run_id=run["run_id"], case=run["case"], seed=int(run["seed"]),
-                                 history=read_history(run_dir / "history.jsonl"),
-                                 seconds=float(result.get("seconds", math.nan)),
-                                 stop_reason=result.get("stop_reason"),
-                                 steps_per_epoch=result.get("steps_per_epoch")))
+    try:
+        for run in info.get("runs", []):
+            run_dir = run_folder(directory.parent, directory.name, run["run_id"])
+            result = read_result(run_dir)
+            if result is None or result.get("spec_hash") != run["spec_hash"]:
+                continue
+            records.append(RunRecord(run_id=run["run_id"], case=run["case"], seed=int(run["seed"]),
+                                     history=read_history(run_dir / "history.jsonl"),
+                                     seconds=float(result.get("seconds", math.nan)),
+                                     stop_reason=result.get("stop_reason"),
+                                     steps_per_epoch=result.get("steps_per_epoch")))
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"{info_file} or a run folder it lists was damaged or written by another program "
+                         f"({type(error).__name__}: {error}). Run the study again with --resume to rewrite "
+                         "it.") from None
     return StudyRecords(study_dir=directory, info=info, records=records)
 
 
@@ -326,16 +332,16 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
     if not file.is_file():
         return None
     try:
-        result: dict[str, Any] = json.loads(file.read_text())
-    except json.JSONDecodeError:
+        result = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return result
+    return result if isinstance(result, dict) else None
 
 
 def read_history(file: Path) -> dict[str, list[float]]:
     """history.jsonl (one JSON object per epoch) as lists per key, as `History.history`."""
     history: dict[str, list[float]] = {}
-    for line in file.read_text().splitlines():
+    for line in file.read_text(encoding="utf-8").splitlines():
         if line.strip():
             for key, value in json.loads(line).items():
                 if key != "epoch":
