@@ -25,8 +25,8 @@ from torch import nn
 
 from trainlab import __version__, engine
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
-from trainlab.datasets import Dataset, as_dataset, split_validation
-from trainlab.datasets import scaler as make_scaler
+from trainlab.data import Dataset, as_dataset, split_validation
+from trainlab.data import scaler as make_scaler
 from trainlab.errors import InputError
 from trainlab.layers import Layer
 from trainlab.models import Sequential
@@ -146,7 +146,7 @@ def dataset_from_spec(spec: DataSpec) -> Dataset:
     if spec.name is not None:
         return as_dataset({"name": spec.name, **spec.options} if spec.options else spec.name,
                           source="data.name")
-    from trainlab.datasets import from_csv, from_npz
+    from trainlab.data import from_csv, from_npz
 
     path = str(spec.path)
     if path.lower().endswith(".csv"):

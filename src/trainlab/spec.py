@@ -75,7 +75,7 @@ class DataSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        from trainlab.datasets import DATASETS
+        from trainlab.data import DATASETS
 
         if value is not None and value not in DATASETS:
             raise ValueError(f"unknown dataset '{value}'. Bundled: {', '.join(DATASETS.names())}."
@@ -97,7 +97,7 @@ class DataSpec(_Strict):
                              "or data.path (a .csv or .npz file)")
         problems = []
         if self.name is not None:
-            from trainlab.datasets import DATASETS
+            from trainlab.data import DATASETS
 
             known = _settings_of(DATASETS.get(self.name))
             for key in self.options:

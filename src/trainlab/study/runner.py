@@ -41,7 +41,7 @@ from torch import nn
 from trainlab import __version__
 from trainlab.api import check_before_training, dataset_from_spec, fit
 from trainlab.callbacks import History, LambdaCallback
-from trainlab.datasets import Dataset
+from trainlab.data import Dataset
 from trainlab.errors import InputError
 from trainlab.index import record_run, record_study
 from trainlab.models import Sequential
