@@ -523,3 +523,12 @@ def test_stale_temporary_files_are_cleaned_on_the_next_write(tmp_path):
     save_state(target, {"epoch": 1, "w": torch.ones(2)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "state.safetensors"]
     assert load_state(target)["epoch"] == 1
+
+
+def test_a_study_whose_case_cannot_train_writes_nothing(tmp_path, capsys):
+    spec = tmp_path / "study.toml"
+    spec.write_text(spec_text(name="st") + '\n[study]\nseeds = 1\nvary = {loss = ["sparse_categorical_crossentropy", '
+                    '"binary_crossentropy"]}\n')
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(["study", str(spec), "--runs-dir", str(runs), "--quiet"], capsys)
+    assert_refused(code, err, r"case 'loss=binary_crossentropy': training targets: binary_crossentropy", runs)

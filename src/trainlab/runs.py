@@ -225,9 +225,18 @@ class HistoryFile(Callback):
 
 
 def find_partial(parent: Path, spec_text: str) -> Path | None:
-    """The newest unfinished run folder of the same spec, if any (for --resume)."""
-    candidates = [p for p in parent.glob(".*.partial")
-                  if (p / "spec.toml").is_file() and (p / "spec.toml").read_text() == spec_text]
+    """The newest unfinished run folder of the same spec, if any (for --resume).
+
+    A staging folder whose spec.toml cannot be read as the same text is another run's.
+    """
+    candidates = []
+    for folder in parent.glob(".*.partial"):
+        try:
+            same = (folder / "spec.toml").read_bytes() == spec_text.encode("utf-8")
+        except OSError:
+            same = False
+        if same:
+            candidates.append(folder)
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
