@@ -410,7 +410,7 @@ def test_crafted_weights_are_refused_by_load(case, tmp_path):
 # --------------------------------------------------------------------------- files of a finished run
 
 
-RESTORE = QUICK.replace("num_epochs = 2", "num_epochs = 8").replace("lr = 0.01", "lr = 0.05") + (
+RESTORE = QUICK.replace("num_epochs = 2", "num_epochs = 12").replace("lr = 0.01", "lr = 0.5") + (
     '\nearly_stopping = {monitor = "val_loss", patience = 100, restore_best_weights = true}')
 
 
@@ -434,6 +434,8 @@ def test_result_json_the_table_and_the_saved_model_agree(tmp_path, capsys):
     result = json.loads((run_dir / "result.json").read_text())
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     kept = result["final_epoch"]
+    assert 1 <= kept < result["epochs"], "this run's best epoch is not its last, so restoring matters"
+    assert result["last"]["val_loss"] == history[-1]["val_loss"] != result["final"]["val_loss"]
     assert printed["final"] == result["final"] and printed["final_epoch"] == kept
     # epochs count from 1 everywhere; "final" is the kept epoch's row; best.epoch counts from 1 too
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))

@@ -52,17 +52,21 @@ def fit(
     if json_output:
         print(json.dumps(json_safe(summary)))
         return
-    kept = summary["final_epoch"]
+    kept, last = summary["final_epoch"], summary.get("last")
     title = f"{parsed.name}: {summary['epochs']} epochs"
-    if "last" in summary:
-        title += f"; saved weights from epoch {kept}" if kept else "; saved the initial weights"
+    if last is not None:
+        title += f"; the saved weights are epoch {kept}'s" if kept else "; the saved weights are the initial ones"
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("final" if "last" not in summary else f"final (epoch {kept})", justify="right")
+    columns = [("final", final)] if last is None else [(f"final (epoch {kept})", final)] * bool(kept) + [
+        (f"last (epoch {summary['epochs']})", last)]
+    for header, _ in columns:
+        table.add_column(header, justify="right")
     table.add_column("best", justify="right")
-    for key, value in (final or summary.get("last", {})).items():
+    for key in (last if last is not None else final):
         b = best.get(key)
-        table.add_row(key, f"{value:.4g}", "" if b is None else f"{b['value']:.4g} (epoch {b['epoch']})")
+        cells = [f"{values[key]:.4g}" if isinstance(values.get(key), (int, float)) else "" for _, values in columns]
+        table.add_row(key, *cells, "" if b is None else f"{b['value']:.4g} (epoch {b['epoch']})")
     out.print(table)
     if history.stop_reason:
         out.print(f"stopped: {history.stop_reason}")
