@@ -534,3 +534,45 @@ def test_a_study_whose_case_cannot_train_writes_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     code, _, err = run_cli(["study", str(spec), "--runs-dir", str(runs), "--quiet"], capsys)
     assert_refused(code, err, r"case 'loss=binary_crossentropy': training targets: binary_crossentropy", runs)
+
+
+def test_mutated_checkpoint_and_weights_bytes_load_or_are_refused(tmp_path):
+    """300 seeded byte mutations (flips in the header, cuts, insertions) of a real checkpoint and model."""
+    import random
+
+    from trainlab.checkpoint import RESUME_KEYS, load_state, save_state
+    from trainlab.errors import InputError
+    from trainlab.runs import load
+
+    state = tmp_path / "state.safetensors"
+    save_state(state, {"epoch": 1, "step": 3, "fingerprint": [1, 2], "model": {"w": torch.ones(3)},
+                       "optimizer": {"state": {0: {"m": torch.zeros(3)}}}, "callbacks": [], "history": {},
+                       "rng": {"cpu": torch.get_rng_state()}})
+    _saved_model(tmp_path / "model")
+    rng = random.Random(0)
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(300):
+        original = state if i % 2 else tmp_path / "model" / "model.safetensors"
+        data = bytearray(original.read_bytes())
+        header_end = 8 + int.from_bytes(data[:8], "little")
+        choice = rng.random()
+        if choice < 0.6:
+            data[rng.randrange(header_end)] = rng.randrange(256)
+        elif choice < 0.8:
+            del data[rng.randrange(1, len(data)):]
+        else:
+            data.insert(rng.randrange(len(data)), rng.randrange(256))
+        folder = tmp_path / f"m{i}"
+        folder.mkdir()
+        try:
+            if i % 2:
+                (folder / "state.safetensors").write_bytes(bytes(data))
+                load_state(folder / "state.safetensors", require=RESUME_KEYS)
+            else:
+                (folder / "model.safetensors").write_bytes(bytes(data))
+                (folder / "model.json").write_bytes((tmp_path / "model" / "model.json").read_bytes())
+                load(folder)
+            outcomes["loaded"] += 1
+        except InputError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 200, outcomes
