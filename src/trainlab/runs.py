@@ -366,8 +366,10 @@ def write_run(root: Path, name: str, spec: dict[str, Any],
         history, model = train(staging, resuming, HistoryFile(staging / "history.jsonl"))
         result = finish(staging, parent / run_id, history=history, model=model, recipe=recipe,
                         keep_checkpoint=keep_checkpoint,
+                        # The engine's resumed_from_epoch is the first epoch trained after the resume, from 0:
+                        # the number of the last epoch done before it, counted from 1.
                         result={"name": name, "run_id": run_id,
-                                "resumed_from_epoch": history.params.get("resumed_from_epoch")})
+                                "resumed_after_epoch": history.params.get("resumed_from_epoch")})
     except InputError:
         if not resuming:
             shutil.rmtree(staging, ignore_errors=True)
