@@ -17,6 +17,13 @@ Where data comes from:
 rows, unless stratified), and `SCALERS` hold the feature scalings, fitted on
 the training part only and stored with the model as JSON.
 
+Modules: `dataset` (the Dataset, its checks, `from_arrays`), `bundled` (the
+`DATASETS` registry, the scikit-learn and generated sets, `load`), `files`
+(.csv and .npz readers, `as_dataset`), `split` (`split_validation`) and
+`scaling` (`SCALERS`). A module that adds data sets registers them in
+`DATASETS` and is imported below, after `bundled`, so that every name is known
+once `trainlab.data` is imported.
+
 Example:
     >>> data = load("iris")
     >>> data
