@@ -36,13 +36,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainlab import check
+from trainlab.data.files import FILE_SETTINGS  # reader settings by suffix (a CSV's target is data.target)
 from trainlab.errors import InputError, did_you_mean
 
-# Reader settings of data files, by suffix (data.options; a CSV's target column is data.target).
-FILE_SETTINGS: dict[str, tuple[str, ...]] = {
-    ".csv": ("target", "header", "name", "task"),
-    ".npz": ("x_key", "y_key", "name", "task", "tokens"),
-}
 # How many problems one message lists; the rest are counted.
 MAX_PROBLEMS = 20
 

@@ -307,7 +307,7 @@ def _existing_file(path: Any, caller: str) -> Path:
     return file
 
 
-_FILE_SETTINGS = {
+FILE_SETTINGS = {
     ".csv": ("target", "header", "name", "task"),
     ".npz": ("x_key", "y_key", "name", "task", "tokens"),
 }
@@ -359,12 +359,12 @@ def _read_file(path: Any, settings: Mapping[str, Any], origin: str) -> Dataset:
     if not isinstance(path, (str, Path)):
         raise InputTypeError(f"a data file path must be a string{origin}, got {type(path).__name__} {path!r}")
     suffix = Path(path).suffix.lower()
-    if suffix not in _FILE_SETTINGS:
+    if suffix not in FILE_SETTINGS:
         raise InputError(
             f"cannot read '{path}'{origin}: trainlab reads .csv and .npz files, or a bundled data set by "
             f"name ({', '.join(DATASETS.names())})."
         )
-    allowed = _FILE_SETTINGS[suffix]
+    allowed = FILE_SETTINGS[suffix]
     for key in settings:
         if key not in allowed:
             raise InputError(
