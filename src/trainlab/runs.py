@@ -329,11 +329,12 @@ def finish(staging: Path, target: Path, *, history: History, model: nn.Module, r
     payload = {**result, "seed": history.seed, "epochs": summary["epochs"], "stop_reason": history.stop_reason,
                "diverged": summary["diverged"], "final": summary["final"], "final_epoch": summary["final_epoch"],
                **({"last": summary["last"]} if "last" in summary else {}), "version": __version__}
-    write_json_atomic(staging / "result.json", payload)
     if not keep_checkpoint:
         shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
     if target.exists():
         shutil.rmtree(target)  # an incomplete folder from elsewhere; this run replaces it
+    # result.json last, just before the rename: a folder with a result.json is complete.
+    write_json_atomic(staging / "result.json", payload)
     os.replace(staging, target)
     fsync_directory(target.parent)
     return payload
