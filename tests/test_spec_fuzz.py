@@ -83,7 +83,7 @@ PATHS = _paths(BASE)
 @st.composite
 def mutated_specs(draw: Any) -> dict[str, Any]:
     spec = copy.deepcopy(BASE)
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+    for _ in range(draw(st.integers(min_value=0, max_value=4))):
         path = draw(st.sampled_from(PATHS))
         action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
         parent: Any = spec
