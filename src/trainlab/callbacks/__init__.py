@@ -11,9 +11,12 @@ Hook order (see `trainlab.engine`):
 
 A callback sees `self.model` and `self.run` (a `RunState`: epoch, step,
 history, lr). It stops training by asking: `self.run.request_stop(reason)` or,
-as in Keras, `self.model.stop_training = True`; training ends after the current
-epoch. Batch logs hold ``{"loss": Tensor}``: a 0-d tensor, so that the loop
-never waits for the device unless a callback reads the value.
+as in Keras, `self.model.stop_training = True`. Asked from `on_batch_end`,
+training stops after that batch (Keras 3 checks after every batch); from
+`on_epoch_end`, after the epoch. The stop flag lives in the run state: the loop
+writes nothing on the user's module. Batch logs hold ``{"loss": Tensor}``: a
+0-d tensor, so that the loop never waits for the device unless a callback reads
+the value.
 """
 
 from __future__ import annotations
@@ -46,12 +49,23 @@ class RunState:
     stop_reason: str | None = None
     stopped_epoch: int | None = None
     optimizer: Any = None  # the torch optimizer; callbacks that steer the lr set its param_groups
+    stop_requested: bool = False
+    #: Whether the model's own ``stop_training`` attribute was already set when the run began
+    #: (then only a change made during the run counts, as the loop never resets a user's module).
+    model_flag_at_start: bool = False
 
     def request_stop(self, reason: str) -> None:
-        """Ask the loop to stop after the current epoch, saying why."""
+        """Ask the loop to stop after the current batch or epoch, saying why."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.model.stop_training = True  # type: ignore[assignment]
+        self.stop_requested = True
+
+    def should_stop(self) -> bool:
+        """Whether a stop was asked for: `request_stop`, or Keras's ``model.stop_training = True``."""
+        if self.stop_requested:
+            return True
+        flag = getattr(self.model, "stop_training", False) is True
+        return flag and not self.model_flag_at_start
 
 
 class Callback:
@@ -159,6 +173,8 @@ class History(Callback):
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        #: Per-step lists ("loss": each batch's loss, "lr") when the loop runs with record_steps=True.
+        self.steps: dict[str, list[float]] = {}
         self.stop_reason: str | None = None
         self.seed: int | None = None
         self.params: dict[str, Any] = {}
@@ -270,7 +286,7 @@ class EarlyStopping(Callback):
             if hasattr(self, "run"):
                 self.run.request_stop(reason)
             else:
-                self.model.stop_training = True  # type: ignore[assignment]
+                self.model.stop_training = True  # type: ignore[assignment]  # no run: Keras's own flag
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
@@ -315,7 +331,10 @@ class ProgressBar(Callback):
     """Shows epochs done, loss, metrics and time left (rich), or one line per epoch.
 
     `verbose=1` draws a live bar; `verbose=2` prints one line per epoch, like Keras.
+    It only displays: a checkpoint does not record it, so a run resumes with or without it.
     """
+
+    display_only = True
 
     def __init__(self, verbose: int = 1) -> None:
         self.verbose = verbose
@@ -367,8 +386,8 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
     """
     model = model if model is not None else nn.Linear(1, 1)
     num_epochs = len(next(iter(logs_per_epoch.values())))
-    run = RunState(model=model, num_epochs=num_epochs, steps_per_epoch=1)
-    model.stop_training = False  # type: ignore[assignment]
+    run = RunState(model=model, num_epochs=num_epochs, steps_per_epoch=1,
+                   model_flag_at_start=getattr(model, "stop_training", False) is True)
     callbacks = CallbackList([callback], model=model, run=run, params={"epochs": num_epochs})
     callbacks.on_train_begin()
     stopped: int | None = None
@@ -376,7 +395,7 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
         run.epoch = epoch
         callbacks.on_epoch_begin(epoch)
         callbacks.on_epoch_end(epoch, {k: v[epoch] for k, v in logs_per_epoch.items()})
-        if getattr(model, "stop_training", False):
+        if run.should_stop():
             stopped = epoch
             break
     callbacks.on_train_end()

@@ -50,8 +50,9 @@ class MemberConfig:
         dropout: the rate of every Dropout layer, or None for the model's own.
         kernel_initializer: initializer of every weight layer's kernel, or None
             for the model's own. Needs a trainlab Sequential not built yet.
-        callbacks: this member's own callbacks (epoch hooks; a callback with
-            batch hooks makes the run fall back to one member at a time).
+        callbacks: this member's own callbacks (epoch and batch hooks).
+        sample_weight: one weight per row of the training data (Keras's
+            ``sample_weight``; boosting), or None for the data's own.
 
     Example:
         >>> MemberConfig(seed=1, optimizer={"name": "adam", "lr": 0.01}).seed
@@ -74,6 +75,7 @@ class MemberConfig:
     dropout: float | None = None
     kernel_initializer: Any = None
     callbacks: Sequence[Callback] = field(default_factory=tuple)
+    sample_weight: Any = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
