@@ -21,7 +21,6 @@ the value.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -197,18 +196,40 @@ class History(Callback):
 
 
 def _direction(monitor: str, mode: str, who: str) -> str:
+    """'min' or 'max' for a monitored log key: `mode` if given, else the metric's own direction.
+
+    The one rule trainlab uses (early stopping, plateau callbacks and schedules, checkpoints,
+    study comparisons): losses and errors are minimized; a registered metric says its
+    direction (`trainlab.metrics.direction_of`).
+    """
     if mode != "auto":
         return mode
-    base = monitor.removeprefix("val_")
-    if base in ("loss", "mse", "rmse", "mae", "penalty") or base.endswith("loss") or base.endswith("error"):
-        return "min"
-    if base in ("accuracy", "acc", "precision", "recall", "f1", "auc", "r2", "top_k_accuracy") or \
-            base.endswith("accuracy"):
-        return "max"
+    from trainlab.metrics import direction_of
+
+    found = direction_of(monitor)
+    if found is not None:
+        return found
     raise InputError(
         f"{who} received monitor='{monitor}' and cannot tell whether it should be minimized or maximized. "
         "Pass mode='max' to stop on the highest value, or mode='min' for the lowest."
     )
+
+
+def improves(current: float, best: float | None, direction: str, min_delta: float = 0.0) -> bool:
+    """Whether `current` beats `best` by more than `min_delta` (Keras 3's MonitorCallback rule).
+
+    There is no best before the first monitored value, so the first value always counts as an
+    improvement, even NaN (Keras 3.15 takes it as the best whatever it is).
+
+    Example:
+        >>> improves(float("nan"), None, "min"), improves(1.0, float("nan"), "min")
+        (True, False)
+    """
+    if best is None:
+        return True
+    if direction == "min":
+        return current + min_delta < best
+    return current - min_delta > best
 
 
 class EarlyStopping(Callback):
@@ -243,7 +264,7 @@ class EarlyStopping(Callback):
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
         self.start_from_epoch = start_from_epoch
         self.direction: str | None = None
-        self.best: float = math.inf
+        self.best: float | None = None
         self.wait = 0
         self.stopped_epoch = 0
         self.best_epoch = 0
@@ -251,16 +272,14 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, 0, 0, None
+        self.best = None
 
-    def _improves(self, value: float, reference: float) -> bool:
-        if self.direction == "min":
-            return value + self.min_delta < reference
-        return value - self.min_delta > reference
+    def _improves(self, value: float, reference: float | None) -> bool:
+        return improves(value, reference, self.direction or "min", self.min_delta)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.direction is None:
             self.direction = _direction(self.monitor, self.mode, "EarlyStopping")
-            self.best = math.inf if self.direction == "min" else -math.inf
         current = (logs or {}).get(self.monitor)
         if current is None:
             warnings.warn(f"EarlyStopping is monitoring '{self.monitor}', which is not in the logs. "
@@ -276,13 +295,14 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = _copy_weights(self.model)
-            if self.baseline is None or self._improves(current, self.baseline):
+            if self.baseline is None or improves(current, self.baseline, self.direction, self.min_delta):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
+            best = float("nan") if self.best is None else self.best
             reason = (f"{self.monitor} did not improve for {self.wait} epochs "
-                      f"(best {self.best:.4g} at epoch {self.best_epoch + 1})")
+                      f"(best {best:.4g} at epoch {self.best_epoch + 1})")
             if hasattr(self, "run"):
                 self.run.request_stop(reason)
             else:

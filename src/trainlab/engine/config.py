@@ -164,3 +164,32 @@ def check_weights(weights: Tensor | None, n: int, name: str) -> Tensor | None:
     if not bool(torch.isfinite(tensor).all()) or bool((tensor < 0).any()):
         raise InputError(f"{name} must be finite and >= 0; it holds negative, NaN or infinite values.")
     return tensor
+
+
+def class_weights_to_sample_weights(y: Tensor, class_weight: Any, sample_weight: Tensor | None = None) -> Tensor:
+    """Keras's ``class_weight``: each sample weighs ``class_weight[its class]`` (1.0 for a class not
+    listed), times its `sample_weight` when one is given. The class is the label, the argmax of a
+    one-hot row, or the rounded 0/1 target of a single output.
+
+    Example:
+        >>> class_weights_to_sample_weights(torch.tensor([0, 1, 0, 2]), {0: 1.0, 1: 2.0, 2: 3.0}).tolist()
+        [1.0, 2.0, 1.0, 3.0]
+    """
+    if not isinstance(class_weight, dict) or not all(isinstance(k, int) and not isinstance(k, bool)
+                                                     for k in class_weight):
+        raise InputError("class_weight must be a dict mapping class indices (int) to weights, e.g. "
+                         f"{{0: 1.0, 1: 5.0}}; got {type(class_weight).__name__} {class_weight!r}")
+    if y.dim() > 1 and y.shape[-1] > 1:
+        labels = y.argmax(-1)
+    else:
+        labels = y.reshape(y.shape[0], -1)[:, 0]
+        labels = labels.round().long() if labels.is_floating_point() else labels.long()
+    table_size = max(int(labels.max().item()) + 1 if labels.numel() else 0, max(class_weight, default=-1) + 1)
+    table = torch.ones(table_size, dtype=torch.float32)
+    for label, weight in class_weight.items():
+        check.at_least(f"class_weight[{label}]", weight, 0.0)
+        if label < 0:
+            raise InputError(f"class_weight has the class index {label}; class indices start at 0")
+        table[label] = float(weight)
+    weights = table[labels.cpu()]
+    return weights if sample_weight is None else weights * sample_weight.to(torch.float32).cpu()

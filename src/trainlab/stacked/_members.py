@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,9 @@ class MemberConfig:
         callbacks: this member's own callbacks (epoch and batch hooks).
         sample_weight: one weight per row of the training data (Keras's
             ``sample_weight``; boosting), or None for the data's own.
+        model: this member's own model (a Sequential or list of layers) of the
+            same architecture as the base model, differing in strengths only
+            (dropout rates, L1/L2 penalties, initializers); None uses the base model.
 
     Example:
         >>> MemberConfig(seed=1, optimizer={"name": "adam", "lr": 0.01}).seed
@@ -76,6 +79,7 @@ class MemberConfig:
     kernel_initializer: Any = None
     callbacks: Sequence[Callback] = field(default_factory=tuple)
     sample_weight: Any = None
+    model: Any = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -104,7 +108,7 @@ class MemberConfig:
     @property
     def changes_model(self) -> bool:
         """Whether the member's model differs from the base model (dropout, init, penalties)."""
-        return any(v is not None for v in (self.l1, self.l2, self.dropout, self.kernel_initializer))
+        return any(v is not None for v in (self.l1, self.l2, self.dropout, self.kernel_initializer, self.model))
 
 
 def _indices(field_name: str, value: Any) -> Tensor | None:
@@ -153,6 +157,11 @@ def member_model(template: nn.Module, config: MemberConfig, where: str) -> nn.Mo
     changes written in, so the member's `get_config` records them; a model
     already built keeps its weights.
     """
+    if config.model is not None:
+        from trainlab.api import as_model
+
+        template = as_model(config.model)
+        config = replace(config, model=None)
     if not config.changes_model:
         return copy.deepcopy(template)
     needs_layers = [name for name in ("l1", "l2", "kernel_initializer") if getattr(config, name) is not None]
