@@ -183,6 +183,10 @@ class Stack:
         self.smoothing = (torch.tensor(smoothing, dtype=self.dtype, device=device)
                           if shared.soft is not None else None)
         self.row = {id(s.member): i for i, s in enumerate(self.slots)}
+        weights = [s.member.sample_weight for s in self.slots]
+        self.weights = (None if all(w is None for w in weights) else
+                        torch.stack([w if w is not None else torch.ones(shared.x.shape[0], device=device)
+                                     for w in weights]).to(self.dtype))
 
     def _forward(self) -> StackedForward:
         shared = self.shared
@@ -355,7 +359,7 @@ class Stack:
               size: int, weight: Tensor | None) -> tuple[Tensor, Tensor | None]:
         shared = self.shared
         m = out.shape[0]
-        sample_weight = self.slots[0].member.sample_weight
+        sample_weight = self.weights
         loss = shared.loss
         targets = yb
         if shared.soft is not None and self.smoothing is not None:
@@ -366,7 +370,8 @@ class Stack:
         if loss.sample_mean:
             terms = loss.per_sample(out.flatten(0, 1), targets.flatten(0, 1)).view(m, -1)
             if sample_weight is not None:
-                terms = terms * sample_weight[idx]
+                rows = sample_weight if members is None else sample_weight[members]
+                terms = terms * rows.gather(1, idx)
             per_member = terms.sum(1) / size
         else:
             per_member = torch.func.vmap(loss)(out, targets)
@@ -520,7 +525,7 @@ class StackedStep:
     def epoch_logs(self, live: Sequence[MemberState]) -> dict[int, dict[str, Any]]:
         stack, shared = self.stack, self.shared
         outputs = self._outputs(live)
-        per_step = not shared.loss.sample_mean or shared.member_losses or live[0].sample_weight is not None
+        per_step = not shared.loss.sample_mean or shared.member_losses or stack.weights is not None
         with torch.no_grad():
             data: list[float] = []
             for member in live:
