@@ -59,11 +59,13 @@ class SoloStep:
         self.loss_sum = torch.zeros((), device=device)
         self.penalty_sum = torch.zeros((), device=device)
         self.order: Tensor | None = None
+        self.seen = 0  # training rows of this epoch so far (fewer than n after a stop mid-epoch)
         random = [m for m in member.module.modules() if getattr(m, "counter_random", False)]
         self.layers = streams.layer_positions(member.module) if random else None
 
     def begin_epoch(self, live: Sequence[MemberState], orders: dict[int, Tensor | None]) -> None:
         self.order = orders[self.member.index]
+        self.seen = 0
         self.loss_sum = torch.zeros((), device=self.x.device)
         self.penalty_sum = torch.zeros((), device=self.x.device)
         for m in self.member.train_metrics:
@@ -106,6 +108,7 @@ class SoloStep:
             hook(member.params, member.run)
         member.optimizer.step()
         self.loss_sum.add_(batch_loss.detach(), alpha=xb.shape[0])
+        self.seen += xb.shape[0]
         if member.train_metrics:
             detached = output.detach()
             for m in member.train_metrics:
@@ -114,7 +117,7 @@ class SoloStep:
 
     def epoch_logs(self, live: Sequence[MemberState]) -> dict[int, dict[str, Any]]:
         member = self.member
-        n = member.n
+        n = max(self.seen, 1)
         data_loss = self.loss_sum.item() / n
         logs: dict[str, Any] = {}
         if self.penalty is not None:

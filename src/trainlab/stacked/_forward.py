@@ -171,11 +171,12 @@ class LayerStackForward(StackedForward):
 
 
 def _elementwise(activation: nn.Module) -> bool:
-    """Whether `activation` acts on each number alone or along the last axis (so it may see (K, B, ...))."""
-    if type(activation) in _ELEMENTWISE:
-        return True
-    dim = getattr(activation, "dim", None)
-    return type(activation) in (nn.Softmax, nn.LogSoftmax) and dim is not None and dim < 0
+    """Whether `activation` acts on each number alone, so it may see the features-first (K, F, B) layout.
+
+    Softmax and LogSoftmax act along the feature axis, which is not the last one there: they run
+    on the samples layout instead.
+    """
+    return type(activation) in _ELEMENTWISE
 
 
 _ELEMENTWISE = (nn.ReLU, nn.ELU, nn.GELU, nn.LeakyReLU, nn.Identity, nn.SELU, nn.Sigmoid, nn.SiLU, nn.Softplus,
