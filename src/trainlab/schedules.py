@@ -945,9 +945,9 @@ def plateau(
         monitor: key of the epoch's logs to watch.
         factor: multiplier per reduction, in [0, 1).
         patience: epochs without improvement before a reduction, >= 0.
-        mode: "min", "max", or "auto" ("max" if the name contains acc, auc,
-            precision, recall, f1 or r2, else "min"; Keras 3.0 looks for
-            "acc" only, later Keras versions ask the metric's direction).
+        mode: "min", "max", or "auto" (the metric's own direction,
+            `trainlab.metrics.direction_of`, as the callbacks decide it; "min"
+            for a name it cannot tell).
         min_delta: smallest change that counts as an improvement, >= 0.
         cooldown: epochs after a reduction during which no new one is counted, >= 0.
         min_lr: the lowest learning rate, absolute as in Keras (not a

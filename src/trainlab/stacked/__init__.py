@@ -1,46 +1,52 @@
 """Stacked members: train K runs of one small model in one pass, each as if it ran alone.
 
 Comparing techniques means training the same small model many times (learning
-rates, seeds, folds, bootstrap samples). For a small model each step of a solo
-run is mostly fixed per-step cost (Python, kernel launches, the optimizer's
-bookkeeping), so trainlab runs K such runs as K members of one stacked model:
-one forward over inputs (K, B, ...), one backward, one optimizer step for all.
-`fit_members` is the entry point; studies, cross-validation and bagging call
-it and get one `History` per member, as from `trainlab.engine.train`.
+rates, seeds, folds, bootstrap samples, regularization strengths). For a small
+model each step of a solo run is mostly fixed per-step cost (Python, kernel
+launches, the optimizer's bookkeeping), so trainlab runs K such runs as K
+members of one stacked model: one forward over inputs (K, B, ...), one
+backward, one optimizer step for all. `fit_members` is the entry point;
+studies, cross-validation and bagging call it and get one `History` per
+member. It is a thin client of the one driver (`trainlab.engine.driver`):
+members train through `StackedStep`, or one after another through `SoloStep`,
+with every loop feature of a plain run (batch and epoch callbacks, per-step
+schedules, clipping and other gradient hooks, batch transforms, divergence,
+checkpoints and exact resume, shuffle on or off, sample weights).
 
 What a member may change (`MemberConfig`): optimizer and all its settings (lr,
 momentum, betas, weight decay, ...), schedule (plateau included), seed (initial
 weights and data order), its rows of the training data (folds, bootstrap
-samples) and of the validation data, early stopping, L1/L2 kernel penalties,
-label smoothing, dropout rate, kernel initializer, and its own epoch callbacks.
+samples) and of the validation data, its sample weights, early stopping, L1/L2
+kernel penalties, label smoothing, dropout rate, kernel initializer, its own
+model of the same architecture (layers that differ in strengths only), and its
+own callbacks.
 
 Parity. Member k equals `trainlab.engine.train` on the same model with seed
 s_k, on rows ``train_indices`` of the data, with the member's optimizer,
 schedule and callbacks (and the model changed as `MemberConfig` says): the same
-initial weights (its copy of the model is built under ``torch.manual_seed(s_k)``
-as the engine builds it), the same batches in the same order (a
-``torch.Generator`` seeded with s_k draws one permutation of its rows per
-epoch), and the same update from the same kind of torch optimizer. The
-weights agree to float32 rounding (batched matrix products add in another
-order): within 1e-5 relative over the first 20 steps, checked in the tests for
-sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, with weight decay,
-schedules, penalties, label smoothing and unequal subsets. Dropout is the one
-exception by design: a stacked run draws all members' dropout masks from one
-random stream (seeded from the members' seeds, so a stacked run repeats
-exactly), not from each member's solo stream; with dropout, members match
-their solo runs in distribution, not step by step.
+initial weights (its copy of the model is built under its seed as the engine
+builds it), the same batches in the same order (a ``torch.Generator`` seeded
+with s_k draws one permutation of its rows per epoch), the same dropout masks
+(trainlab's Dropout draws from a counter-based stream keyed by the member's
+seed and step, `trainlab.engine.streams`), and the same update from the same
+kind of torch optimizer. The weights agree to float32 rounding (batched matrix
+products add in another order): within 1e-5 relative over the first 20 steps,
+checked in the tests for sgd, momentum, nesterov, adam, adamw, rmsprop,
+adagrad, with weight decay, schedules, penalties, label smoothing, unequal
+subsets, dropout, clipping, shuffle=False, sample weights and a resumed stack.
+torch's own random layers (``nn.Dropout`` in a plain torch module) draw from
+torch's global stream under vmap, so those members match their solo runs in
+distribution only.
 
 Unequal subsets. Each member passes over its own rows in ceil(n_k / batch_size)
 steps per epoch, exactly like its solo run; members with fewer rows sit out
-the last steps of the stack's epoch (no update, no state change). At a step
-where batch sizes differ (the last, partial batch) members are grouped by
-batch size.
+the last steps of the stack's epoch (no update, no state change).
 
-Early stopping and other stops freeze a member: its weights, buffers and
-optimizer state stop changing, its `on_train_end` runs at once (restoring the
-best weights where asked), and the others go on. A member whose loss turns
-NaN/inf or grows past 100 times its first epoch's stops with the engine's
-diagnosis and keeps its last good epoch's weights, as a solo run does.
+Stops freeze a member: its weights, buffers and optimizer state stop changing,
+its `on_train_end` runs at once (restoring the best weights where asked), and
+the others go on. A member whose loss turns NaN/inf or grows past
+`divergence_factor` times its first epoch's stops with the engine's diagnosis
+and keeps its last good epoch's weights, as a solo run does.
 
 Which models stack. Any module whose forward works under ``torch.func.vmap``:
 trainlab's Dense, Conv1D/Conv2D, pooling, Flatten, Reshape, Activation,
@@ -49,24 +55,17 @@ and Embedding, and plain torch modules made of such layers. A Sequential of
 Dense, Activation, Dropout, Flatten, Reshape and pooling layers runs on a
 faster path without vmap. The recurrent layers (SimpleRNN, LSTM, GRU) do not
 stack (torch has no batching rule for them): ``stack="auto"`` then trains the
-members one after another with the single-run engine, which gives the same
-results; so do members whose models differ in shape, members with
-batch-level callbacks, and models with tied weights.
+members one after another with the solo executor, which gives the same
+results; so do members whose models differ in shape, and models with tied
+weights.
 
-``stack``: "auto" stacks when the model stacks, there are at least two
-members, and a short timed probe (a few steps of one member alone and of a
-small stack, interleaved, on copies) finds the stacked member-step cheaper;
+``stack``: "auto" follows the deterministic plan (`trainlab.engine.plan`: from
+the model, the members and the device, never from timing or free memory);
 "on" stacks or raises InputError saying why it cannot; "off" runs one member
-at a time.
+at a time. The decision and its reason are in each History's ``params``.
 
-Threads. On the CPU a stacked run picks its intra-op threads by timing its
-first steps with torch's setting and with one thread (a tiny stack, such as
-32 iris MLPs, runs on one thread outright): torch splits even small batched
-products across threads, which loses badly when other processes keep the
-cores busy. torch's setting is restored when the run ends.
-
-Not stacked (yet): gradient clipping, checkpoints and resume, and mixup are
-single-engine features that `MemberConfig` does not carry.
+Threads. trainlab never changes torch's thread setting; a member's result does
+not depend on it.
 
 Memory. A member costs about, in bytes (float32: 4 bytes per number)::
 
@@ -77,10 +76,10 @@ Memory. A member costs about, in bytes (float32: 4 bytes per number)::
 with P the trainable parameters, S = 2 for Adam/AdamW/NAdam/Adadelta (3 with
 amsgrad), 1 for momentum SGD, Adagrad and RMSprop, A the activations per
 sample (every layer's output size, summed) and V = max(batch_size, 1024).
-Members are trained in chunks of as many as fit in half the available memory
-(CPU: MemAvailable; CUDA: 80% of the free memory). For example the digits MLP
-64-256-256-10 with Adam (P = 85,002, A ~ 1,300, batch 32) needs about 8 MB a
-member, so some 4,000 members fit in 64 GB; the iris MLP 4-16-3 about 0.2 MB.
+Members are trained in chunks of as many as fit in a fixed budget of the
+device (2 GiB on the CPU, half the device's memory on CUDA). For example the
+digits MLP 64-256-256-10 with Adam (P = 85,002, A ~ 1,300, batch 32) needs
+about 8 MB a member; the iris MLP 4-16-3 about 0.2 MB.
 
 Example:
     >>> import trainlab
@@ -125,11 +124,11 @@ from trainlab.engine import (
     targets,
     train,
 )
+from trainlab.engine import stacked as stacked_step  # a module: engine.stacked imports this package's layers
 from trainlab.engine.config import check_weights
 from trainlab.engine.driver import Loop as DriverLoop
 from trainlab.engine.driver import drive, resume_state, seeded, uses_global_rng
 from trainlab.engine.plan import plan_members
-from trainlab.engine.stacked import Shared, Slot, StackedStep, soft_loss
 from trainlab.engine.state import MemberState
 from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Dropout, Layer
@@ -506,12 +505,12 @@ class _Job:
         size = min(self.batch_size, rows.numel() if rows is not None else self.x.shape[0])
         return (rows[:size] if rows is not None else torch.arange(size)).to(self.device)
 
-    def _shared(self, built: list[nn.Module], slots: list[Slot]) -> Shared:
+    def _shared(self, built: list[nn.Module], slots: list[stacked_step.Slot]) -> stacked_step.Shared:
         first = built[0]
         technique = Technique(loss=self.member_losses[0], task=self.task)
         loss_fn, forward, from_logits = resolve_loss(first, technique, self.y, self.num_outputs)
         fused = forward is not first
-        soft = soft_loss(loss_fn) if len({slot.smoothing for slot in slots}) > 1 else None
+        soft = stacked_step.soft_loss(loss_fn) if len({slot.smoothing for slot in slots}) > 1 else None
         y = targets(self.y, loss_fn, self.num_outputs, "training", self.device)
         x_val, y_val = self._validation_source(loss_fn)
         skeleton = copy.deepcopy(first)
@@ -523,7 +522,7 @@ class _Job:
                 _replace(skeleton, name, MemberDropout(0.0))
         has = getattr(skeleton, "has_penalties", None)
         member_losses = self.loop.record_steps or any(slot.member.callbacks.has_batch_hooks for slot in slots)
-        return Shared(skeleton=skeleton, fused=fused, loss=loss_fn, soft=soft, num_outputs=self.num_outputs,
+        return stacked_step.Shared(skeleton=skeleton, fused=fused, loss=loss_fn, soft=soft, num_outputs=self.num_outputs,
                       x=self.x.to(self.device), y=y, x_val=x_val, y_val=y_val, from_logits=from_logits,
                       val_batch=self.loop.validation_batch_size or max(self.batch_size, 1024),
                       outside=tuple(outside), dropout_layers=tuple(dropout_layers),
@@ -557,10 +556,10 @@ class _Job:
         return True, None
 
     def _step(self, modules: list[nn.Module], indices: Sequence[int], *, with_callbacks: bool,
-              checkpoints: bool = True) -> tuple[list[MemberState], StackedStep, dict[int, dict[str, Any]]]:
+              checkpoints: bool = True) -> tuple[list[MemberState], stacked_step.StackedStep, dict[int, dict[str, Any]]]:
         """The members' run state (optimizer, schedule, History, callbacks, data order) and their executor."""
         states: list[MemberState] = []
-        slots: list[Slot] = []
+        slots: list[stacked_step.Slot] = []
         saved: dict[int, dict[str, Any]] = {}
         for module, k in zip(modules, indices):
             config = self.configs[k]
@@ -597,7 +596,7 @@ class _Job:
             if resumed is not None:
                 saved[k] = resumed
             validates, val_rows = self._member_val_rows(k)
-            slots.append(Slot(member=state, update=MemberUpdate.of(optimizer, params), smoothing=self.smoothing[k],
+            slots.append(stacked_step.Slot(member=state, update=MemberUpdate.of(optimizer, params), smoothing=self.smoothing[k],
                               validates=validates, val_rows=val_rows))
             states.append(state)
         shared = self._shared(modules, slots)
@@ -607,7 +606,7 @@ class _Job:
             state.loss = member_loss
             state.train_metrics = make_metrics(self.metrics, member_loss, self.num_outputs)
             state.val_metrics = make_metrics(self.metrics, member_loss, self.num_outputs)
-        return states, StackedStep(slots, shared), saved
+        return states, stacked_step.StackedStep(slots, shared), saved
 
     def stacked(self, built: list[nn.Module], chunk: int, why: str) -> list[History]:
         histories: list[History] = []
