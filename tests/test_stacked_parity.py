@@ -104,3 +104,22 @@ def test_a_plain_run_draws_the_same_dropout_masks_as_its_stacked_member(rate):
         return trainlab.Sequential([Dense(16, activation="relu"), Dropout(rate), Dense(3, activation="softmax")])
 
     check(model, [MemberConfig(seed=k, optimizer={"name": "sgd", "lr": 0.1}) for k in range(2)])
+
+
+def test_each_member_scales_on_its_own_training_rows_only():
+    raw = IRIS.x * torch.tensor([1.0, 10.0, 100.0, 0.1])
+    folds = [torch.arange(0, 50), torch.arange(50, 100), torch.arange(100, 150)]
+    members = [MemberConfig(seed=k, optimizer={"name": "adam", "lr": 0.01}, val_indices=fold,
+                            train_indices=torch.cat([f for j, f in enumerate(folds) if j != k]))
+               for k, fold in enumerate(folds)]
+    stacked = fit_members(mlp(), members, TrainData(raw, Y), batch_size=8, num_epochs=2, device="cpu", stack="on",
+                          scaling="standardize")
+    alone = fit_members(mlp(), members, TrainData(raw, Y), batch_size=8, num_epochs=2, device="cpu", stack="off",
+                        scaling="standardize")
+    for config, a, b in zip(members, stacked, alone):
+        rows = raw[config.train_indices]
+        # The member's scaler saw its training rows only: their mean is its mean, not the whole set's.
+        torch.testing.assert_close(a.scaler.transform(rows).mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+        assert a.model.scaler is a.scaler
+        assert relative(a.model, b.model) < 1e-5
+        assert a.history["val_loss"] == pytest.approx(b.history["val_loss"], rel=1e-5)

@@ -68,6 +68,7 @@ class Shared:
     transforms: tuple[BatchTransform, ...] = ()
     hooks: tuple[GradientHook, ...] = ()
     member_losses: bool = False  # compute each member's batch loss at every step
+    per_member_x: bool = False  # x (K, N, ...) and x_val (K, N_val, ...): each member's own scaling
 
 
 @dataclass
@@ -122,6 +123,11 @@ class Stack:
         order = stack_order([s.update for s in slots], [s.n for s in slots])
         self.slots = [slots[i] for i in order]
         self.shared = shared
+        # Each member's own preprocessed inputs, in stack order (per-member scaling), else None.
+        in_order = torch.tensor(order, device=shared.x.device)
+        self.member_x = shared.x.index_select(0, in_order) if shared.per_member_x else None
+        self.member_x_val = (shared.x_val.index_select(0, in_order)
+                             if shared.per_member_x and shared.x_val is not None else None)
         modules = [s.module for s in self.slots]
         first = modules[0]
         k = len(modules)
@@ -284,7 +290,12 @@ class Stack:
             params = self.params if members is None else {n: t.index_select(0, members) for n, t in self.params.items()}
             buffers = self.buffers if members is None else {n: t.index_select(0, members)
                                                             for n, t in self.buffers.items()}
-            xb, yb = shared.x[idx], shared.y[idx]
+            if self.member_x is not None:
+                owners = (torch.arange(len(self.slots), device=self.device) if members is None else members)
+                xb = self.member_x[owners.unsqueeze(1), idx]
+            else:
+                xb = shared.x[idx]
+            yb = shared.y[idx]
             if shared.transforms:
                 xb, yb = self._transform(xb, yb, rows)
             if self.dropouts:
@@ -573,7 +584,7 @@ class StackedStep:
         counts = {row: int(r.numel()) for row, r in rows.items()}
         longest = max(counts.values())
         table = None
-        if any(slot.val_rows is not None for slot in checked.values()):
+        if stack.member_x_val is not None or any(slot.val_rows is not None for slot in checked.values()):
             table = torch.zeros((k, longest), dtype=torch.long, device=x_val.device)
             for row, r in rows.items():
                 table[row, :r.numel()] = r
@@ -588,6 +599,10 @@ class StackedStep:
                 if table is None:
                     out, _ = stack.forward(stack.params, buffers, x_val[start:start + step], training=False,
                                            shared=True)
+                elif stack.member_x_val is not None:
+                    owners = torch.arange(k, device=x_val.device).unsqueeze(1)
+                    out, _ = stack.forward(stack.params, buffers,
+                                           stack.member_x_val[owners, table[:, start:start + step]], training=False)
                 else:
                     out, _ = stack.forward(stack.params, buffers, x_val[table[:, start:start + step]],
                                            training=False)

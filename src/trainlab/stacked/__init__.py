@@ -159,7 +159,8 @@ def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig
                 clip_grad_value: float | None = None, divergence_factor: float | None = 100.0,
                 checkpoint_dir: str | Path | None = None, resume: bool = False,
                 batch_transforms: Sequence[Any] = (), gradient_hooks: Sequence[Any] = (),
-                record_steps: bool = False, validation_batch_size: int | None = None) -> list[History]:
+                record_steps: bool = False, validation_batch_size: int | None = None,
+                scaling: Any = None) -> list[History]:
     """Train one run per member of `model` on `data`, stacked when they can be; one History each.
 
     Args:
@@ -184,6 +185,10 @@ def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig
             for every member.
         checkpoint_dir: each member's resumable state is saved in ``member-<k>/`` under it
             after every epoch; `resume` continues from there, stacked or not.
+        scaling: per-member preprocessing ("standardize", "minmax", a scaler): each
+            member's scaler is fitted on its own training rows only (no held-out fold
+            leaks into it) and applied to all of x and x_val for that member; it is
+            kept as the member model's ``scaler`` and ``History.scaler``.
 
     Returns:
         One History per member, in order, as `trainlab.engine.train` returns it:
@@ -217,6 +222,7 @@ def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig
     job = _Job(template=template, configs=configs, seeds=seeds, x=x, y=y, x_val=x_val, y_val=y_val,
                train_rows=train_rows, val_rows=val_rows, weights=member_weights, loss=loss, metrics=list(metrics),
                task=task, loop=loop, device=target)
+    job.scale(scaling)
     if stack == "off" or (len(configs) == 1 and stack == "auto"):
         job.resolve_losses()
         return job.one_at_a_time("stack='off'" if stack == "off" else "a single member: nothing to stack")
@@ -394,11 +400,33 @@ class _Job:
         self.member_losses: list[Any] = []
         self.smoothing: list[float] = []
         self.num_outputs = 0
+        self.scalers: list[Any] = [None] * len(configs)
+        self.member_x: list[Tensor] | None = None
+        self.member_x_val: list[Tensor | None] = [None] * len(configs)
+
+    def scale(self, scaling: Any) -> None:
+        """Fit each member's scaler on its own training rows and scale its copy of the inputs."""
+        if scaling is None:
+            return
+        from trainlab.datasets import scaler as make_scaler
+
+        self.member_x = []
+        for k, rows in enumerate(self.train_rows):
+            fitted = make_scaler(scaling, source="scaling")
+            fitted.fit(self.x if rows is None else self.x[rows])
+            self.scalers[k] = fitted
+            self.member_x.append(fitted.transform(self.x))
+            self.member_x_val[k] = fitted.transform(self.x_val) if self.x_val is not None else None
+        self.models = [_with_scaler(m, s) for m, s in zip(self.models, self.scalers)]
+
+    def _x(self, k: int) -> Tensor:
+        return self.member_x[k] if self.member_x is not None else self.x
 
     # -- what every path needs -------------------------------------------------------------------
     def _sample(self, k: int) -> Tensor:
         rows = self.train_rows[k]
-        return self.x[rows[:2]] if rows is not None else self.x[:2]
+        x = self._x(k)
+        return x[rows[:2]] if rows is not None else x[:2]
 
     def resolve_losses(self, built: nn.Module | None = None) -> None:
         """Each member's loss spec: the run's, or it with the member's label smoothing."""
@@ -422,11 +450,13 @@ class _Job:
 
     def member_data(self, k: int) -> TrainData:
         rows, val, weights = self.train_rows[k], self.val_rows[k], self.weights[k]
-        x, y = (self.x, self.y) if rows is None else (self.x[rows], self.y[rows])
+        source = self._x(k)
+        x, y = (source, self.y) if rows is None else (source[rows], self.y[rows])
         w = weights if weights is None or rows is None else weights[rows]
         if val is not None:
-            return TrainData(x, y, self.x[val], self.y[val], sample_weight=w)
-        return TrainData(x, y, self.x_val, self.y_val, sample_weight=w)
+            return TrainData(x, y, source[val], self.y[val], sample_weight=w)
+        x_val = self.member_x_val[k] if self.member_x is not None else self.x_val
+        return TrainData(x, y, x_val, self.y_val, sample_weight=w)
 
     def member_dir(self, k: int) -> Path | None:
         root = self.loop.checkpoint_dir
@@ -436,7 +466,8 @@ class _Job:
     def one_at_a_time(self, reason: str) -> list[History]:
         """Each member through the driver with the solo executor (`trainlab.engine.train`)."""
         if self.built:  # the engine builds an unbuilt model itself, under the run's seed
-            self.models = [member_model(self.template, c, f"members[{k}]") for k, c in enumerate(self.configs)]
+            self.models = [_with_scaler(member_model(self.template, c, f"members[{k}]"), self.scalers[k])
+                           for k, c in enumerate(self.configs)]
         histories = []
         for k, config in enumerate(self.configs):
             technique = Technique(loss=self.member_losses[k], optimizer=config.optimizer, metrics=list(self.metrics),
@@ -445,6 +476,7 @@ class _Job:
             history = train(self.models[k], self.member_data(k), technique, loop,
                             callbacks=[*config.early_stopping_callback(), *config.callbacks])
             history.params.update(stacked=False, stack_reason=reason, plan_reason=reason)
+            history.scaler = self.scalers[k]
             histories.append(history)
         return histories
 
@@ -522,13 +554,29 @@ class _Job:
                 _replace(skeleton, name, MemberDropout(0.0))
         has = getattr(skeleton, "has_penalties", None)
         member_losses = self.loop.record_steps or any(slot.member.callbacks.has_batch_hooks for slot in slots)
+        x = self.x.to(self.device)
+        if self.member_x is not None:
+            indices = [slot.member.index for slot in slots]
+            x = torch.stack([self.member_x[k] for k in indices]).to(self.device)
+            if x_val is not None:
+                x_val = torch.stack([self._member_validation(k) for k in indices]).to(self.device)
         return stacked_step.Shared(skeleton=skeleton, fused=fused, loss=loss_fn, soft=soft, num_outputs=self.num_outputs,
-                      x=self.x.to(self.device), y=y, x_val=x_val, y_val=y_val, from_logits=from_logits,
+                      x=x, y=y, x_val=x_val, y_val=y_val, from_logits=from_logits,
                       val_batch=self.loop.validation_batch_size or max(self.batch_size, 1024),
                       outside=tuple(outside), dropout_layers=tuple(dropout_layers),
                       penalty_inside=bool(callable(has) and has()), layer_stack=layer_stack,
                       transforms=tuple(self.loop.batch_transforms), hooks=self.loop.all_gradient_hooks(),
-                      member_losses=member_losses)
+                      member_losses=member_losses, per_member_x=self.member_x is not None)
+
+    def _member_validation(self, k: int) -> Tensor:
+        """Member k's scaled validation source, laid out as `_validation_source` lays out the shared one."""
+        own = any(r is not None for r in self.val_rows)
+        x_val = self.member_x_val[k]
+        if not own:
+            assert x_val is not None
+            return x_val
+        x = self._x(k)
+        return x if x_val is None else torch.cat([x, x_val])
 
     def _validation_source(self, loss_fn: Loss) -> tuple[Tensor | None, Tensor | None]:
         """The validation rows of every member in one tensor: x_val, x itself (for val_indices), or both."""
@@ -622,6 +670,7 @@ class _Job:
                 states, step, saved = self._step(modules, indices, with_callbacks=True)
                 drive(states, step, DriverLoop.of(self.loop, self.device), saved=saved)
             for state in states:
+                state.history.scaler = self.scalers[state.index]
                 state.history.params = {
                     "epochs": self.num_epochs, "steps": state.steps, "batch_size": self.batch_size,
                     "seed": state.seed, "device": str(self.device), "fused_loss": step.shared.fused,
@@ -633,6 +682,13 @@ class _Job:
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+def _with_scaler(model: nn.Module, fitted: Any) -> nn.Module:
+    """`model` carrying its member's fitted scaler (as trainlab.fit keeps one), when there is one."""
+    if fitted is not None:
+        model.scaler = fitted
+    return model
 
 
 def _stream_seed(seeds: list[int]) -> int:
