@@ -263,3 +263,13 @@ def test_reduce_lr_on_plateau_halves_the_lr_at_the_second_epoch_after_a_nan_firs
         callbacks.on_epoch_end(epoch, {"val_loss": value})
         lrs.append(optimizer.param_groups[0]["lr"])
     assert lrs == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_resume_does_not_depend_on_display_callbacks(tmp_path, capsys):
+    """Issue 17 item 7: a progress display is not part of what a checkpoint must match."""
+    whole = trainlab.fit(mlp(), (X, Y), {"num_epochs": 3, "seed": 0})
+    trainlab.fit(mlp(), (X, Y), {"num_epochs": 2, "seed": 0}, verbose=2, checkpoint_dir=tmp_path)
+    resumed = trainlab.fit(mlp(), (X, Y), {"num_epochs": 3, "seed": 0}, verbose=0, checkpoint_dir=tmp_path,
+                           resume=True)
+    assert resumed.params["resumed_from_epoch"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(weights_of(whole.model), weights_of(resumed.model)))
