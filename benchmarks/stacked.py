@@ -12,6 +12,11 @@ rounds of the per-round ratio, so that machine noise hits both sides alike:
    plain fit of the same model (80/20 split): stacked CV / one fit.
 4. What ``stack="auto"`` picks on each of these workloads, and its time
    against the faster of the two paths.
+5. The study ``examples/regularization.toml`` (18 runs: none, L2, L1, dropout,
+   batch norm and early stopping, 3 seeds each), its groups trained through
+   `trainlab.study.runner.train_group` with ``stack="auto"`` against
+   ``stack="off"`` (one run at a time): one-at-a-time / stacked. Runs whose
+   layers differ only in strengths (L2, L1) share a stack with the plain runs.
 
 Both paths go through `trainlab.stacked.fit_members` (``stack="on"`` and
 ``stack="off"``; "off" calls `trainlab.engine.train` once per member), with
@@ -24,7 +29,7 @@ single-run engine many times slower (every small parallel kernel waits for a
 descheduled thread), which inflates the ratios; ``--threads 1`` runs both
 paths single-threaded, the like-for-like comparison of the work each does.
 
-    python benchmarks/stacked.py [--rounds 3] [--threads N] [--quick]
+    python benchmarks/stacked.py [--rounds 3] [--threads N] [--quick] [--study-epochs 60] [--only-study]
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and rounds (smoke run)")
+    parser.add_argument("--study-epochs", type=int, default=60,
+                        help="epochs of each run of figure 5 (the study's own 60 by default)")
+    parser.add_argument("--only-study", action="store_true", help="measure figure 5 only")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads for both paths (default: torch's own setting)")
     args = parser.parse_args()
@@ -116,6 +124,9 @@ def main() -> None:
     rounds = 1 if args.quick else args.rounds
     scale = 10 if args.quick else 1
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, trainlab {trainlab.__version__}")
+    if args.only_study:
+        regularization_study(rounds, args.study_epochs)
+        return
 
     x, y = standardized("iris")
     xt, yt, xv, yv = split_validation(x, y, fraction=0.2)
@@ -166,9 +177,38 @@ def main() -> None:
               auto_check("   auto on workload 2", lambda: digits_run("auto"), s2, o2, rounds, s2 < o2),
               auto_check("   auto on workload 3", lambda: cv_run("auto"), s3, o3_seq, rounds, s3 < o3_seq)]
     print()
+    r5 = regularization_study(rounds, args.study_epochs // (scale if args.quick else 1))
+    print()
     print(f"summary: iris sweep {r1:.1f}x faster (target >= 10x), digits sweep {r2:.2f}x faster (target >= 1.5x), "
           f"5-fold CV {1 / r3:.2f}x one fit (target <= 1.6x), auto {'never' if all(checks) else 'sometimes'} "
-          f"picked the slower path")
+          f"picked the slower path, regularization study {r5:.2f}x faster stacked (target >= 2x)")
+
+
+def regularization_study(rounds: int, epochs: int) -> float:
+    """Figure 5: examples/regularization.toml, its groups stacked against one run at a time."""
+    from pathlib import Path
+
+    import tomllib
+
+    from trainlab.api import dataset_from_spec
+    from trainlab.study.runner import group_runs, train_group
+    from trainlab.study.spec import parse_study
+
+    raw = tomllib.loads((Path(__file__).parent.parent / "examples" / "regularization.toml").read_text())
+    raw["recipe"]["num_epochs"] = epochs
+    study = parse_study(raw)
+    dataset = dataset_from_spec(study.runs[0].spec.data)
+    groups = group_runs(study.runs)
+    print(f"5. regularization.toml: {len(study.runs)} runs of {epochs} epochs in {len(groups)} groups "
+          f"of {', '.join(str(len(g)) for g in groups)}", flush=True)
+
+    def study_run(stack: str) -> None:
+        for group in groups:
+            train_group(group, dataset, done=lambda run, trained: None, stack=stack)
+
+    ratio, _, _ = compare("5. regularization study, auto vs one at a time", lambda: study_run("auto"),
+                          lambda: study_run("off"), rounds, "one-at-a-time")
+    return ratio
 
 
 if __name__ == "__main__":

@@ -326,22 +326,21 @@ def test_convolutional_members_stack_through_vmap():
         assert_same_history(history, alone)
 
 
-@pytest.mark.slow
-def test_with_dropout_members_match_solo_runs_within_the_seed_to_seed_spread():
-    """Dropout masks come from the stack's stream, so members match solo runs in distribution only."""
+@pytest.mark.parametrize("rates", [(0.1, 0.3, 0.5), (0.5, 0.5, 0.0)])
+def test_with_dropout_each_member_matches_its_solo_run_over_twenty_steps(rates):
+    """Issue 9: masks come from each member's counter-based stream, the one its solo run draws from.
+    (This replaced a test that only asked for a match in distribution.)"""
     def model():
         return trainlab.Sequential([Dense(32, activation="relu"), Dropout(0.3), Dense(3, activation="softmax")])
 
-    data = TrainData(X[:120], Y[:120], X[120:], Y[120:])
-    members = [MemberConfig(seed=k, optimizer={"name": "adam", "lr": 0.01}) for k in range(8)]
-    stacked = [h.history["val_loss"][-1] for h in
-               fit_members(model(), members, data, batch_size=16, num_epochs=15, device="cpu", stack="on")]
-    alone = [solo(model(), c, data, epochs=15, batch_size=16, metrics=()).history["val_loss"][-1] for c in members]
-    spread = float(np.std(alone, ddof=1))
-    print(f"n=8 final val_loss: stacked mean {np.mean(stacked):.4f} std {np.std(stacked, ddof=1):.4f}; "
-          f"solo mean {np.mean(alone):.4f} std {spread:.4f}")
-    assert abs(np.mean(stacked) - np.mean(alone)) < 2 * spread
-    assert not np.allclose(stacked, alone)  # the streams do differ
+    members = [MemberConfig(seed=k, dropout=rate, optimizer={"name": "adam", "lr": 0.01})
+               for k, rate in enumerate(rates)]
+    stacked = fit_members(model(), members, DATA, batch_size=8, num_epochs=2, device="cpu", stack="on")
+    for config, history in zip(members, stacked):
+        from trainlab.stacked._members import member_model
+
+        alone = solo(member_model(model(), config, "m"), config, metrics=())
+        assert relative(history.model, alone.model) < 1e-5
 
 
 def test_the_direction_step_equals_torch_optim_step_by_step():

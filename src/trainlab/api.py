@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from pydantic import ValidationError
 from torch import nn
 
@@ -69,15 +71,30 @@ def as_model(model: Any) -> nn.Module:
 
 
 def prepare(dataset: Dataset, *, validation_split: float | None, validation_data: Any = None,
-            stratify: bool = False, scaling: Any = "auto", seed: int = 0) -> Prepared:
-    """Split off validation data, fit the scaler on the training part, transform both parts."""
+            stratify: bool = False, scaling: Any = "auto", seed: int = 0, sample_weight: Any = None,
+            class_weight: Any = None) -> Prepared:
+    """Split off validation data, fit the scaler on the training part, transform both parts.
+
+    `sample_weight` (one per sample of `dataset`) follows its rows into the training part;
+    `class_weight` multiplies it by each training sample's class weight (Keras).
+    """
     x, y = dataset.x, dataset.y
     x_val = y_val = None
+    weights = engine.config.check_weights(
+        torch.as_tensor(np.asarray(sample_weight)) if sample_weight is not None and not isinstance(
+            sample_weight, torch.Tensor) else sample_weight, x.shape[0], "sample_weight")
     if validation_data is not None:
         val = as_dataset(validation_data, source="validation_data")
         x_val, y_val = val.x, val.y
     elif validation_split:
-        x, y, x_val, y_val = split_validation(x, y, fraction=validation_split, stratify=stratify, seed=seed)
+        rows = torch.arange(x.shape[0]).unsqueeze(1)
+        train_rows, y, val_rows, y_val = split_validation(rows, y, fraction=validation_split, stratify=stratify,
+                                                          seed=seed)
+        x, x_val = x[train_rows[:, 0]], x[val_rows[:, 0]]
+        if weights is not None:
+            weights = weights[train_rows[:, 0]]
+    if class_weight is not None:
+        weights = engine.config.class_weights_to_sample_weights(y, class_weight, weights)
     if scaling == "auto":
         scaling = "standardize" if x.is_floating_point() else None
     scaler = make_scaler(None if scaling == "none" else scaling, source="scaling")
@@ -85,13 +102,14 @@ def prepare(dataset: Dataset, *, validation_split: float | None, validation_data
         scaler.fit(x)
         x = scaler.transform(x)
         x_val = scaler.transform(x_val) if x_val is not None else None
-    return Prepared(engine.TrainData(x, y, x_val, y_val), scaler, dataset)
+    return Prepared(engine.TrainData(x, y, x_val, y_val, sample_weight=weights), scaler, dataset)
 
 
 def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None, *,
         validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
         scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
-        verbose: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = False) -> History:
+        verbose: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = False,
+        sample_weight: Any = None, class_weight: dict[int, float] | None = None) -> History:
     """Train `model` on `data` with `recipe`; return its History.
 
     Args:
@@ -108,6 +126,9 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         checkpoint_dir: where the resumable state is saved after every epoch.
         resume: continue from the checkpoint in `checkpoint_dir`, if there is one.
+        sample_weight: one weight per sample of `data` (Keras semantics: the batch loss is
+            sum_i w_i * loss_i / batch size); the held-out part's weights are dropped.
+        class_weight: {class index: weight}, training only; multiplies `sample_weight`.
 
     Returns:
         History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
@@ -122,7 +143,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                       recorded_names(recipe, dataset.task))
     module = as_model(model)
     prepared = prepare(dataset, validation_split=validation_split, validation_data=validation_data,
-                       stratify=stratify, scaling=scaling, seed=recipe.seed)
+                       stratify=stratify, scaling=scaling, seed=recipe.seed, sample_weight=sample_weight,
+                       class_weight=class_weight)
     module.scaler = prepared.scaler
     technique = _technique(recipe, dataset)
     all_callbacks = as_callback_list(callbacks)

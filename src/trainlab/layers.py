@@ -291,7 +291,16 @@ class Activation(Layer):
 @LAYERS.register("Dropout", claim="Zeroing a random fraction of units in training reduces co-adaptation "
                  "and overfitting; inputs are scaled by 1/(1-rate) so inference needs no change.")
 class Dropout(Layer):
-    """Randomly zero a fraction `rate` of inputs during training (inverted dropout)."""
+    """Randomly zero a fraction `rate` of inputs during training (inverted dropout).
+
+    Inside trainlab's loop the mask is drawn from a counter-based stream keyed by
+    (run seed, step, this layer's position, element) (`trainlab.engine.streams`),
+    so a run draws the same masks alone or stacked with others; outside it, from
+    torch's global stream, like ``torch.nn.Dropout``.
+    """
+
+    #: Draws from the loop's counter-based streams (see `trainlab.engine.streams`).
+    counter_random = True
 
     def __init__(self, rate: float, **kwargs: Any) -> None:
         check.in_range("Dropout.rate", rate, 0.0, 1.0, open_high=True,
@@ -305,7 +314,12 @@ class Dropout(Layer):
             self.input_shape = self.output_shape = tuple(x.shape[1:])
         if not self.training or self.rate == 0.0:
             return x
-        return F.dropout(x, self.rate, True)
+        from trainlab.engine import streams
+
+        key = streams.layer_key(self)
+        if key is None:
+            return F.dropout(x, self.rate, True)
+        return streams.dropout(x, self.rate, torch.tensor(key, device=x.device))
 
 
 @LAYERS.register("BatchNormalization", claim="Normalizing each feature over the batch stabilizes and "

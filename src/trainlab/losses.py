@@ -94,9 +94,28 @@ class Loss:
     from_logits: bool = field(default=False, init=False)
     fusable_activation: str | None = field(default=None, init=False)
     target_dtype: torch.dtype = field(default=torch.float32, init=False)
+    #: Capability: the loss is the mean of per-sample terms (``per_sample``), so the sum of K
+    #: members' batch losses is K times the loss of their samples together.
+    sample_mean: bool = field(default=True, init=False)
 
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement __call__")
+
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """Each sample's loss, shape (N,): the terms whose mean is ``self(y_pred, y_true)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement per_sample")
+
+    def weighted(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> Tensor:
+        """sum_i w_i * loss_i / N: Keras's ``sum_over_batch_size`` reduction with sample weights.
+
+        Example:
+            >>> import torch
+            >>> mse = MeanSquaredError()
+            >>> mse.weighted(torch.tensor([[1.0], [3.0]]), torch.zeros(2), torch.tensor([1.0, 0.0])).item()
+            0.5
+        """
+        terms = self.per_sample(y_pred, y_true)
+        return (terms * sample_weight.to(terms.dtype)).sum() / max(terms.shape[0], 1)
 
     def with_logits(self) -> Loss:
         """A copy that takes pre-activation logits (``from_logits=True``).
@@ -156,6 +175,10 @@ class MeanSquaredError(Loss):
         y_pred, y_true = _float_pair(self.name, y_pred, y_true)
         return F.mse_loss(y_pred, y_true)
 
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        return _sample_means(F.mse_loss(y_pred, y_true, reduction="none"))
+
 
 @dataclass(frozen=True, kw_only=True)
 class RootMeanSquaredError(Loss):
@@ -167,10 +190,16 @@ class RootMeanSquaredError(Loss):
     """
 
     name: str = field(default="rmse", init=False)
+    sample_mean: bool = field(default=False, init=False)
 
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         y_pred, y_true = _float_pair(self.name, y_pred, y_true)
         mse = F.mse_loss(y_pred, y_true)
+        return torch.sqrt(mse.clamp_min(torch.finfo(mse.dtype).tiny))
+
+    def weighted(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> Tensor:
+        """sqrt of the weighted batch MSE (sum_i w_i e_i^2 / N)."""
+        mse = MeanSquaredError().weighted(y_pred, y_true, sample_weight)
         return torch.sqrt(mse.clamp_min(torch.finfo(mse.dtype).tiny))
 
 
@@ -183,6 +212,10 @@ class MeanAbsoluteError(Loss):
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         y_pred, y_true = _float_pair(self.name, y_pred, y_true)
         return F.l1_loss(y_pred, y_true)
+
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        return _sample_means(F.l1_loss(y_pred, y_true, reduction="none"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,6 +236,10 @@ class Huber(Loss):
         y_pred, y_true = _float_pair(self.name, y_pred, y_true)
         return F.huber_loss(y_pred, y_true, delta=self.delta)
 
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        return _sample_means(F.huber_loss(y_pred, y_true, delta=self.delta, reduction="none"))
+
 
 @dataclass(frozen=True, kw_only=True)
 class KLDivergence(Loss):
@@ -215,6 +252,11 @@ class KLDivergence(Loss):
         target = y_true.clamp(EPSILON, 1.0)
         log_pred = y_pred.clamp(EPSILON, 1.0).log()
         return F.kl_div(log_pred, target, reduction="none").sum(-1).mean()
+
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        target = y_true.clamp(EPSILON, 1.0)
+        return _sample_means(F.kl_div(y_pred.clamp(EPSILON, 1.0).log(), target, reduction="none").sum(-1))
 
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Targets must be distributions over the `num_outputs` outputs: non-negative, one column each."""
@@ -272,6 +314,15 @@ class BinaryCrossentropy(_CrossEntropy):
         p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
         return -(y_true * torch.log(p) + (1.0 - y_true) * torch.log(1.0 - p)).mean()
 
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        if self.from_logits:
+            return _sample_means(F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none"))
+        p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
+        return _sample_means(-(y_true * torch.log(p) + (1.0 - y_true) * torch.log(1.0 - p)))
+
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Targets must lie in [0, 1], one column per output ((N,) fits one output)."""
         _check_finite(self.name, y_true)
@@ -326,6 +377,13 @@ class CategoricalCrossentropy(_CrossEntropy):
             y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
         return -(y_true * _log_probabilities(y_pred)).sum(-1).mean()
 
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        y_pred, y_true = _float_pair(self.name, y_pred, y_true)
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
+        log_p = F.log_softmax(y_pred, -1) if self.from_logits else _log_probabilities(y_pred)
+        return _sample_means(-(y_true * log_p).sum(-1))
+
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Targets must be (N, num_outputs) one-hot or soft labels in [0, 1]."""
         _check_finite(self.name, y_true)
@@ -366,6 +424,9 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     target_dtype: torch.dtype = field(default=torch.long, init=False)
 
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        if _probability_rows(y_pred, y_true):  # soft targets from a batch transform (mixup)
+            return CategoricalCrossentropy(from_logits=self.from_logits,
+                                           label_smoothing=self.label_smoothing)(y_pred, y_true)
         labels = _labels(self.name, y_pred, y_true)
         if self.from_logits:
             return F.cross_entropy(_classes_second(y_pred), labels, label_smoothing=self.label_smoothing)
@@ -375,6 +436,16 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             return nll
         # -sum_c [(1 - ls) onehot_c + ls / C] log p_c = (1 - ls) nll - ls * mean_c log p_c
         return (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean(-1).mean()
+
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        if _probability_rows(y_pred, y_true):
+            return CategoricalCrossentropy(from_logits=self.from_logits,
+                                           label_smoothing=self.label_smoothing).per_sample(y_pred, y_true)
+        labels = _labels(self.name, y_pred, y_true)
+        log_p = F.log_softmax(y_pred, -1) if self.from_logits else _log_probabilities(y_pred)
+        nll = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        terms = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean(-1)
+        return _sample_means(terms)
 
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Targets must be integer labels in [0, num_outputs), one per sample."""
@@ -442,6 +513,7 @@ class CustomLoss(Loss):
     fn: Callable[[Tensor, Tensor], Tensor]
     name: str = "custom"
     target_dtype: torch.dtype = torch.float32
+    sample_mean: bool = field(default=False, init=False)
 
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
@@ -454,6 +526,13 @@ class CustomLoss(Loss):
                 "Reduce it with .mean() (for a torch.nn loss, keep reduction='mean')."
             )
         return value
+
+    def per_sample(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """The function on each sample alone (torch.func.vmap over the batch)."""
+        if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+            y_true = y_true.unsqueeze(-1)
+        one = lambda p, t: self.fn(p.unsqueeze(0), t.unsqueeze(0))  # noqa: E731
+        return torch.func.vmap(one)(y_pred, y_true)
 
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Only finiteness can be checked: a custom loss defines its own target format."""
@@ -650,6 +729,20 @@ def _log_probabilities(y_pred: Tensor) -> Tensor:
     """log of the rows renormalized to sum 1 and clamped to [EPSILON, 1 - EPSILON], as Keras does."""
     p = y_pred / y_pred.sum(-1, keepdim=True)
     return torch.log(p.clamp(EPSILON, 1.0 - EPSILON))
+
+
+def _sample_means(terms: Tensor) -> Tensor:
+    """(N, ...) per-entry terms -> (N,) per-sample means (Keras averages a sample's last axes)."""
+    return terms.reshape(terms.shape[0], -1).mean(-1) if terms.dim() > 1 else terms
+
+
+def _probability_rows(y_pred: Tensor, y_true: Tensor) -> bool:
+    """Whether sparse-label targets came as float probability rows (N, C), as mixup makes them."""
+    if not (y_true.is_floating_point() and y_true.dim() == y_pred.dim() and y_pred.shape[-1] > 1
+            and y_true.shape == y_pred.shape):
+        return False
+    return bool(torch.allclose(y_true.sum(-1), torch.ones((), dtype=y_true.dtype, device=y_true.device),
+                               atol=1e-4))
 
 
 def _width(y: Tensor) -> int:

@@ -84,6 +84,8 @@ class Metric(ABC):
 
     name: str = "metric"
     scalar: bool = True
+    #: Capability: its value over an epoch is the same whether fed batch by batch or all at once.
+    sums_over_batches: bool = False
 
     @abstractmethod
     def reset(self) -> None:
@@ -124,6 +126,8 @@ class Accuracy(Metric):
         >>> acc.compute()
         0.5
     """
+
+    sums_over_batches = True
 
     KINDS = ("auto", "binary", "categorical", "sparse")
 
@@ -176,6 +180,8 @@ class TopKAccuracy(Metric):
         0.5
     """
 
+    sums_over_batches = True
+
     name = "top_k_accuracy"
 
     def __init__(self, *, k: int = 5) -> None:
@@ -227,6 +233,8 @@ class _ConfusionCounts(Metric):
     One output column is a binary problem (C = 2, predicted class 1 when
     ``y_pred > threshold``); C columns are C classes (argmax).
     """
+
+    sums_over_batches = True
 
     def __init__(self, *, name: str, threshold: float = 0.5) -> None:
         self.name = name
@@ -356,6 +364,8 @@ class AUC(Metric):
     The scores are kept on the device until `compute` (N floats per column).
     """
 
+    sums_over_batches = True
+
     name = "auc"
 
     def __init__(self) -> None:
@@ -410,6 +420,8 @@ class RegressionMetric(Metric):
         >>> round(r2.compute(), 4)  # 1 - 0.25 / 2
         0.875
     """
+
+    sums_over_batches = True
 
     KINDS = ("mse", "rmse", "mae", "r2")
 
@@ -527,6 +539,7 @@ METRICS: Registry[Callable[..., Metric]] = Registry("metric")
 
 @METRICS.register(
     "accuracy",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the fraction of correct predictions, resolved from the loss as Keras does "
     "(binary, categorical or sparse) and exact over the epoch.",
 )
@@ -563,6 +576,7 @@ METRICS.register("acc", summary="Keras's short name for accuracy (history key 'a
 
 @METRICS.register(
     "binary_accuracy",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the fraction of outputs on the right side of the threshold (0/1 targets).",
 )
 def binary_accuracy(*, threshold: float = 0.5) -> Metric:
@@ -572,6 +586,7 @@ def binary_accuracy(*, threshold: float = 0.5) -> Metric:
 
 @METRICS.register(
     "categorical_accuracy",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the fraction of samples whose highest score is the one-hot target's class.",
 )
 def categorical_accuracy() -> Metric:
@@ -581,6 +596,7 @@ def categorical_accuracy() -> Metric:
 
 @METRICS.register(
     "sparse_categorical_accuracy",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the fraction of samples whose highest score is the integer label.",
 )
 def sparse_categorical_accuracy() -> Metric:
@@ -590,6 +606,7 @@ def sparse_categorical_accuracy() -> Metric:
 
 @METRICS.register(
     "top_k_accuracy",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the fraction of samples whose true class is among the k highest scores; "
     "it never decreases as k grows.",
 )
@@ -600,6 +617,7 @@ def top_k_accuracy(*, k: int = 5) -> Metric:
 
 @METRICS.register(
     "precision",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is tp / (tp + fp) from the epoch's summed counts: of the predicted positives, "
     "the fraction that are positive.",
 )
@@ -610,6 +628,7 @@ def precision(*, average: str = "binary", threshold: float = 0.5, num_outputs: i
 
 @METRICS.register(
     "recall",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is tp / (tp + fn) from the epoch's summed counts: of the positives, the fraction found.",
 )
 def recall(*, average: str = "binary", threshold: float = 0.5, num_outputs: int | None = None) -> Metric:
@@ -619,6 +638,7 @@ def recall(*, average: str = "binary", threshold: float = 0.5, num_outputs: int 
 
 @METRICS.register(
     "f1",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the harmonic mean of precision and recall, 2 tp / (2 tp + fp + fn), "
     "from the epoch's summed counts.",
 )
@@ -629,6 +649,7 @@ def f1(*, average: str = "binary", threshold: float = 0.5, num_outputs: int | No
 
 @METRICS.register(
     "auc",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is the probability that a random positive is scored above a random negative "
     "(ROC AUC; one-vs-rest macro for several classes).",
 )
@@ -639,6 +660,7 @@ def auc() -> Metric:
 
 @METRICS.register(
     "confusion_matrix",
+    capabilities={"direction": None, "sums_over_batches": True},
     claim="Entry [i][j] counts samples of true class i predicted as class j; the diagonal holds "
     "the correct ones.",
 )
@@ -647,19 +669,19 @@ def confusion_matrix(*, threshold: float = 0.5) -> Metric:
     return ConfusionMatrix(threshold=threshold)
 
 
-@METRICS.register("mse", claim="It is the mean of the squared errors over every output of the epoch.")
+@METRICS.register("mse", capabilities={"direction": 'min', "sums_over_batches": True}, claim="It is the mean of the squared errors over every output of the epoch.")
 def mse() -> Metric:
     """Mean squared error over the epoch."""
     return RegressionMetric(kind="mse")
 
 
-@METRICS.register("rmse", claim="It is the square root of the epoch's MSE, in the targets' units.")
+@METRICS.register("rmse", capabilities={"direction": 'min', "sums_over_batches": True}, claim="It is the square root of the epoch's MSE, in the targets' units.")
 def rmse() -> Metric:
     """Root mean squared error over the epoch (sqrt of the MSE over every entry, as in Keras)."""
     return RegressionMetric(kind="rmse")
 
 
-@METRICS.register("mae", claim="It is the mean of the absolute errors over every output of the epoch.")
+@METRICS.register("mae", capabilities={"direction": 'min', "sums_over_batches": True}, claim="It is the mean of the absolute errors over every output of the epoch.")
 def mae() -> Metric:
     """Mean absolute error over the epoch."""
     return RegressionMetric(kind="mae")
@@ -667,12 +689,36 @@ def mae() -> Metric:
 
 @METRICS.register(
     "r2",
+    capabilities={"direction": 'max', "sums_over_batches": True},
     claim="It is 1 - SSE / SST: 1 for a perfect fit, 0 for predicting the targets' mean, "
     "negative when worse than that.",
 )
 def r2() -> Metric:
     """Coefficient of determination R^2 over the epoch (uniform average over outputs)."""
     return RegressionMetric(kind="r2")
+
+
+def direction_of(key: str) -> str | None:
+    """'min' or 'max' for a log key (``val_`` prefix ignored), or None when it cannot be told.
+
+    Losses, penalties and errors are minimized; a registered metric's direction is the
+    ``direction`` capability of its registry entry.
+
+    Example:
+        >>> direction_of("val_accuracy"), direction_of("loss"), direction_of("val_mae"), direction_of("speed")
+        ('max', 'min', 'min', None)
+    """
+    base = key.removeprefix("val_")
+    if base in ("loss", "penalty") or base.endswith("loss") or base.endswith("error"):
+        return "min"
+    aliases = {"acc": "accuracy"}
+    name = aliases.get(base, base)
+    if name in METRICS:
+        found = METRICS.entry(name).capabilities.get("direction")
+        return str(found) if found is not None else None
+    if base.endswith("accuracy"):
+        return "max"
+    return None
 
 
 def metric(spec: str | Mapping[str, Any] | Metric | Callable[[Tensor, Tensor], Tensor], *,

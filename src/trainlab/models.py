@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainlab import engine
+from trainlab import check, engine
 from trainlab.callbacks import Callback, History, as_callback_list
 from trainlab.datasets import Dataset, from_arrays, scaler_from_dict, split_validation
 from trainlab.datasets import scaler as make_scaler
@@ -189,7 +189,8 @@ class Sequential(nn.Module):
             verbose: int | str = "auto", callbacks: Callback | Sequence[Callback] | None = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             *, seed: int | None = None, stratify: bool = False, scaling: Any = None,
-            device: str = "auto") -> History:
+            device: str = "auto", sample_weight: Any = None, class_weight: dict[int, float] | None = None,
+            initial_epoch: int = 0) -> History:
         """Train for `epochs` epochs (Keras semantics); returns the History.
 
         `validation_split` takes the last fraction of the samples before any
@@ -198,17 +199,27 @@ class Sequential(nn.Module):
         part only and kept on the model, so `predict` and `evaluate` use it.
         """
         technique = self._technique()
+        if batch_size is not None:
+            check.int_at_least("batch_size", batch_size, 1, "Leave it None for Keras's default of 32.")
         data = _as_xy(x, y, "fit", tokens=self._takes_tokens())
         x_val = y_val = None
         xt, yt = data.x, data.y
+        weights = engine.config.check_weights(
+            None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight)), xt.shape[0],
+            "sample_weight")
         if validation_data is not None:
             if validation_split:
                 raise InputError("give validation_split or validation_data, not both")
             val = _as_xy(*_pair(validation_data), "validation_data", tokens=self._takes_tokens())
             x_val, y_val = val.x, val.y
         elif validation_split:
-            xt, yt, x_val, y_val = split_validation(xt, yt, fraction=validation_split, stratify=stratify,
-                                                    seed=seed or 0)
+            rows = torch.arange(xt.shape[0]).unsqueeze(1)
+            train_rows, yt, val_rows, y_val = split_validation(rows, yt, fraction=validation_split,
+                                                               stratify=stratify, seed=seed or 0)
+            xt, x_val = xt[train_rows[:, 0]], xt[val_rows[:, 0]]
+            weights = weights[train_rows[:, 0]] if weights is not None else None
+        if class_weight is not None:
+            weights = engine.config.class_weights_to_sample_weights(yt, class_weight, weights)
         if scaling is not None:
             self.scaler = make_scaler(scaling, source="scaling")
             if self.scaler is not None:
@@ -216,8 +227,9 @@ class Sequential(nn.Module):
         xt = self._scale(xt)
         x_val = self._scale(x_val) if x_val is not None else None
         config = engine.LoopConfig(batch_size=batch_size or 32, num_epochs=epochs, shuffle=shuffle,
-                                   seed=seed, device=device, verbose=_verbosity(verbose))
-        history = engine.train(self, engine.TrainData(xt, yt, x_val, y_val), technique, config,
+                                   seed=seed, device=device, verbose=_verbosity(verbose),
+                                   initial_epoch=initial_epoch)
+        history = engine.train(self, engine.TrainData(xt, yt, x_val, y_val, sample_weight=weights), technique, config,
                                callbacks=as_callback_list(callbacks))
         return history
 
@@ -228,8 +240,10 @@ class Sequential(nn.Module):
         return self.scaler.transform(x) if self.scaler is not None else x
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
-                 return_dict: bool = False) -> Any:
-        """Loss (and metrics) on (x, y); a float, a list [loss, *metrics], or a dict."""
+                 sample_weight: Any = None, return_dict: bool = False) -> Any:
+        """Loss (and metrics) on (x, y); a float, a list [loss, *metrics], or a dict.
+
+        With `sample_weight`, the loss is sum_i w_i * loss_i / N (Keras)."""
         technique = self._technique()
         data = _as_xy(x, y, "evaluate", tokens=self._takes_tokens())
         device = _device_of(self)
@@ -239,8 +253,12 @@ class Sequential(nn.Module):
         loss_fn, forward, from_logits = engine.resolve_loss(self, technique, data.y, num_outputs)
         yt = engine._targets(data.y, loss_fn, num_outputs, "evaluation", device)
         metrics = engine._metrics(technique.metrics, loss_fn, num_outputs)
+        weights = engine.config.check_weights(
+            None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight)), xs.shape[0],
+            "sample_weight")
         logs = engine.evaluate_tensors(self, forward, loss_fn, metrics, xs, yt,
-                                       batch_size=batch_size or 1024, from_logits=from_logits)
+                                       batch_size=batch_size or 1024, from_logits=from_logits,
+                                       sample_weight=weights.to(device) if weights is not None else None)
         if return_dict:
             return logs
         values = list(logs.values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from trainlab.errors import InputError, InputTypeError, did_you_mean
@@ -28,6 +28,9 @@ class Entry(Generic[T]):
     factory: T
     summary: str
     claim: str
+    #: What the engine may rely on (a loss is a per-sample mean, a metric's direction, whether it
+    #: sums over batches, an optimizer's stackable form); see each registry's module.
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Registry(Generic[T]):
@@ -52,7 +55,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(
-        self, name: str, *, summary: str | None = None, claim: str = ""
+        self, name: str, *, summary: str | None = None, claim: str = "",
+        capabilities: Mapping[str, Any] | None = None,
     ) -> Callable[[T], T]:
         """Decorator adding `factory` under `name`; the summary defaults to its docstring's first line."""
 
@@ -61,7 +65,7 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             doc = inspect.getdoc(factory) or ""
             text = summary if summary is not None else (doc.splitlines()[0] if doc else "")
-            self._entries[name] = Entry(name, self.kind, factory, text, claim)
+            self._entries[name] = Entry(name, self.kind, factory, text, claim, dict(capabilities or {}))
             return factory
 
         return add

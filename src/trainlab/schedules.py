@@ -87,8 +87,6 @@ PERS = ("epoch", "step")
 # Context keywords the caller supplies; a user may not set them in a spec.
 CONTEXT = ("steps_per_epoch", "num_epochs", "total_steps", "base_lr")
 WARMUP_KEYS = ("warmup_epochs", "warmup_steps", "warmup_start")
-# Metric names where higher is better, for plateau's mode="auto" (Keras: "acc" in the name).
-HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2")
 # Tolerance for counting whole periods: 0.1 epoch * 30 steps is 3.0000000000000004 steps.
 _TICK = 1e-9
 
@@ -469,12 +467,10 @@ class Plateau:
                 self.wait = 0
 
     def _improved(self, current: float) -> bool:
-        # Keras starts best at +-inf, so a first value of NaN (or inf) is not an improvement.
-        if self.mode == "min":
-            best = math.inf if self.best is None else self.best
-            return current < best - self.min_delta
-        best = -math.inf if self.best is None else self.best
-        return current > best + self.min_delta
+        # The one plateau rule (Keras 3.15): the first value is the best whatever it is, NaN included.
+        from trainlab.callbacks import improves
+
+        return improves(current, self.best, self.mode, self.min_delta)
 
     def state_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self._STATE}
@@ -949,9 +945,9 @@ def plateau(
         monitor: key of the epoch's logs to watch.
         factor: multiplier per reduction, in [0, 1).
         patience: epochs without improvement before a reduction, >= 0.
-        mode: "min", "max", or "auto" ("max" if the name contains acc, auc,
-            precision, recall, f1 or r2, else "min"; Keras 3.0 looks for
-            "acc" only, later Keras versions ask the metric's direction).
+        mode: "min", "max", or "auto" (the metric's own direction,
+            `trainlab.metrics.direction_of`, as the callbacks decide it; "min"
+            for a name it cannot tell).
         min_delta: smallest change that counts as an improvement, >= 0.
         cooldown: epochs after a reduction during which no new one is counted, >= 0.
         min_lr: the lowest learning rate, absolute as in Keras (not a
@@ -990,8 +986,9 @@ def plateau(
             warnings.warn(f"{name}: min_lr={min_lr} is not below the base lr {base_lr}, so the lr is "
                           f"never reduced", stacklevel=2)
     if mode == "auto":
-        metric = monitor.lower().removeprefix("val_")
-        mode = "max" if any(word in metric for word in HIGHER_IS_BETTER) else "min"
+        from trainlab.metrics import direction_of
+
+        mode = direction_of(monitor.lower()) or "min"
     return Plateau(monitor=monitor, factor=float(factor), patience=patience, mode=mode,
                    min_delta=float(min_delta), cooldown=cooldown, floor=floor)
 

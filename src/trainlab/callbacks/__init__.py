@@ -11,14 +11,16 @@ Hook order (see `trainlab.engine`):
 
 A callback sees `self.model` and `self.run` (a `RunState`: epoch, step,
 history, lr). It stops training by asking: `self.run.request_stop(reason)` or,
-as in Keras, `self.model.stop_training = True`; training ends after the current
-epoch. Batch logs hold ``{"loss": Tensor}``: a 0-d tensor, so that the loop
-never waits for the device unless a callback reads the value.
+as in Keras, `self.model.stop_training = True`. Asked from `on_batch_end`,
+training stops after that batch (Keras 3 checks after every batch); from
+`on_epoch_end`, after the epoch. The stop flag lives in the run state: the loop
+writes nothing on the user's module. Batch logs hold ``{"loss": Tensor}``: a
+0-d tensor, so that the loop never waits for the device unless a callback reads
+the value.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -46,12 +48,23 @@ class RunState:
     stop_reason: str | None = None
     stopped_epoch: int | None = None
     optimizer: Any = None  # the torch optimizer; callbacks that steer the lr set its param_groups
+    stop_requested: bool = False
+    #: Whether the model's own ``stop_training`` attribute was already set when the run began
+    #: (then only a change made during the run counts, as the loop never resets a user's module).
+    model_flag_at_start: bool = False
 
     def request_stop(self, reason: str) -> None:
-        """Ask the loop to stop after the current epoch, saying why."""
+        """Ask the loop to stop after the current batch or epoch, saying why."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.model.stop_training = True  # type: ignore[assignment]
+        self.stop_requested = True
+
+    def should_stop(self) -> bool:
+        """Whether a stop was asked for: `request_stop`, or Keras's ``model.stop_training = True``."""
+        if self.stop_requested:
+            return True
+        flag = getattr(self.model, "stop_training", False) is True
+        return flag and not self.model_flag_at_start
 
 
 class Callback:
@@ -159,6 +172,8 @@ class History(Callback):
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        #: Per-step lists ("loss": each batch's loss, "lr") when the loop runs with record_steps=True.
+        self.steps: dict[str, list[float]] = {}
         self.stop_reason: str | None = None
         self.seed: int | None = None
         self.params: dict[str, Any] = {}
@@ -181,18 +196,40 @@ class History(Callback):
 
 
 def _direction(monitor: str, mode: str, who: str) -> str:
+    """'min' or 'max' for a monitored log key: `mode` if given, else the metric's own direction.
+
+    The one rule trainlab uses (early stopping, plateau callbacks and schedules, checkpoints,
+    study comparisons): losses and errors are minimized; a registered metric says its
+    direction (`trainlab.metrics.direction_of`).
+    """
     if mode != "auto":
         return mode
-    base = monitor.removeprefix("val_")
-    if base in ("loss", "mse", "rmse", "mae", "penalty") or base.endswith("loss") or base.endswith("error"):
-        return "min"
-    if base in ("accuracy", "acc", "precision", "recall", "f1", "auc", "r2", "top_k_accuracy") or \
-            base.endswith("accuracy"):
-        return "max"
+    from trainlab.metrics import direction_of
+
+    found = direction_of(monitor)
+    if found is not None:
+        return found
     raise InputError(
         f"{who} received monitor='{monitor}' and cannot tell whether it should be minimized or maximized. "
         "Pass mode='max' to stop on the highest value, or mode='min' for the lowest."
     )
+
+
+def improves(current: float, best: float | None, direction: str, min_delta: float = 0.0) -> bool:
+    """Whether `current` beats `best` by more than `min_delta` (Keras 3's MonitorCallback rule).
+
+    There is no best before the first monitored value, so the first value always counts as an
+    improvement, even NaN (Keras 3.15 takes it as the best whatever it is).
+
+    Example:
+        >>> improves(float("nan"), None, "min"), improves(1.0, float("nan"), "min")
+        (True, False)
+    """
+    if best is None:
+        return True
+    if direction == "min":
+        return current + min_delta < best
+    return current - min_delta > best
 
 
 class EarlyStopping(Callback):
@@ -227,7 +264,7 @@ class EarlyStopping(Callback):
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
         self.start_from_epoch = start_from_epoch
         self.direction: str | None = None
-        self.best: float = math.inf
+        self.best: float | None = None
         self.wait = 0
         self.stopped_epoch = 0
         self.best_epoch = 0
@@ -235,16 +272,14 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, 0, 0, None
+        self.best = None
 
-    def _improves(self, value: float, reference: float) -> bool:
-        if self.direction == "min":
-            return value + self.min_delta < reference
-        return value - self.min_delta > reference
+    def _improves(self, value: float, reference: float | None) -> bool:
+        return improves(value, reference, self.direction or "min", self.min_delta)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.direction is None:
             self.direction = _direction(self.monitor, self.mode, "EarlyStopping")
-            self.best = math.inf if self.direction == "min" else -math.inf
         current = (logs or {}).get(self.monitor)
         if current is None:
             warnings.warn(f"EarlyStopping is monitoring '{self.monitor}', which is not in the logs. "
@@ -260,17 +295,18 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = _copy_weights(self.model)
-            if self.baseline is None or self._improves(current, self.baseline):
+            if self.baseline is None or improves(current, self.baseline, self.direction, self.min_delta):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
+            best = float("nan") if self.best is None else self.best
             reason = (f"{self.monitor} did not improve for {self.wait} epochs "
-                      f"(best {self.best:.4g} at epoch {self.best_epoch + 1})")
+                      f"(best {best:.4g} at epoch {self.best_epoch + 1})")
             if hasattr(self, "run"):
                 self.run.request_stop(reason)
             else:
-                self.model.stop_training = True  # type: ignore[assignment]
+                self.model.stop_training = True  # type: ignore[assignment]  # no run: Keras's own flag
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
@@ -315,7 +351,10 @@ class ProgressBar(Callback):
     """Shows epochs done, loss, metrics and time left (rich), or one line per epoch.
 
     `verbose=1` draws a live bar; `verbose=2` prints one line per epoch, like Keras.
+    It only displays: a checkpoint does not record it, so a run resumes with or without it.
     """
+
+    display_only = True
 
     def __init__(self, verbose: int = 1) -> None:
         self.verbose = verbose
@@ -367,8 +406,8 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
     """
     model = model if model is not None else nn.Linear(1, 1)
     num_epochs = len(next(iter(logs_per_epoch.values())))
-    run = RunState(model=model, num_epochs=num_epochs, steps_per_epoch=1)
-    model.stop_training = False  # type: ignore[assignment]
+    run = RunState(model=model, num_epochs=num_epochs, steps_per_epoch=1,
+                   model_flag_at_start=getattr(model, "stop_training", False) is True)
     callbacks = CallbackList([callback], model=model, run=run, params={"epochs": num_epochs})
     callbacks.on_train_begin()
     stopped: int | None = None
@@ -376,7 +415,7 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
         run.epoch = epoch
         callbacks.on_epoch_begin(epoch)
         callbacks.on_epoch_end(epoch, {k: v[epoch] for k, v in logs_per_epoch.items()})
-        if getattr(model, "stop_training", False):
+        if run.should_stop():
             stopped = epoch
             break
     callbacks.on_train_end()

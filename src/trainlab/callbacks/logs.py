@@ -28,8 +28,8 @@ class TerminateOnNaN(Callback):
 
     The loop itself already stops after an epoch whose mean loss is not finite;
     this callback finds the first bad batch, and names it in the stop reason
-    (``history.stop_reason``). As every stop request in trainlab, it takes
-    effect at the end of the current epoch.
+    (``history.stop_reason``). Asked for from a batch hook, the stop takes
+    effect after that batch, as in Keras 3.
 
     Its price: reading each batch's loss makes the loop wait for the device at
     every batch, where it otherwise waits once per epoch. On a GPU that can
@@ -45,7 +45,7 @@ class TerminateOnNaN(Callback):
         >>> for batch, loss in enumerate([0.5, float("nan"), 0.4]):
         ...     callbacks.on_batch_end(batch, {"loss": torch.tensor(loss)})
         >>> run.stop_reason
-        'the loss became nan at batch 2/3 of epoch 1 (step 2); training stops at the end of the epoch'
+        'the loss became nan at batch 2/3 of epoch 1 (step 2); training stops after this batch'
     """
 
     def __init__(self) -> None:
@@ -66,7 +66,7 @@ class TerminateOnNaN(Callback):
         self._stopped = True
         epoch, step = self.run.epoch, self.run.step + batch + 1
         self.run.request_stop(f"the loss became {value} at batch {batch + 1}/{self.run.steps_per_epoch} "
-                              f"of epoch {epoch + 1} (step {step}); training stops at the end of the epoch")
+                              f"of epoch {epoch + 1} (step {step}); training stops after this batch")
 
 
 def _csv_value(value: Any) -> Any:

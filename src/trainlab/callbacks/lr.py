@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from trainlab import check
-from trainlab.callbacks import Callback, _direction
+from trainlab.callbacks import Callback, _direction, improves
 from trainlab.errors import InputError, InputTypeError
 
 
@@ -112,13 +112,13 @@ class ReduceLROnPlateau(Callback):
         self.min_lr = float(min_lr)
         # Resolved now, so that a monitor of unknown direction fails before training starts.
         self.direction = _direction(monitor, mode, "ReduceLROnPlateau")
-        self.best = math.inf if self.direction == "min" else -math.inf
+        self.best: float | None = None
         self.wait = 0
         self.cooldown_counter = 0
         self._restored = False
 
     def _reset(self) -> None:
-        self.best = math.inf if self.direction == "min" else -math.inf
+        self.best = None
         self.wait = 0
         self.cooldown_counter = 0
 
@@ -127,9 +127,7 @@ class ReduceLROnPlateau(Callback):
         return self.cooldown_counter > 0
 
     def _improves(self, current: float) -> bool:
-        if self.direction == "min":
-            return current < self.best - self.min_delta
-        return current > self.best + self.min_delta
+        return improves(current, self.best, self.direction, self.min_delta)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # A state loaded for a resume survives the start of training; a fresh fit starts clean.
@@ -180,7 +178,7 @@ class ReduceLROnPlateau(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
         self.cooldown_counter = int(state["cooldown_counter"])
-        self.best = float(state["best"])
+        self.best = None if state["best"] is None else float(state["best"])
         self._restored = True
 
 

@@ -1,46 +1,52 @@
 """Stacked members: train K runs of one small model in one pass, each as if it ran alone.
 
 Comparing techniques means training the same small model many times (learning
-rates, seeds, folds, bootstrap samples). For a small model each step of a solo
-run is mostly fixed per-step cost (Python, kernel launches, the optimizer's
-bookkeeping), so trainlab runs K such runs as K members of one stacked model:
-one forward over inputs (K, B, ...), one backward, one optimizer step for all.
-`fit_members` is the entry point; studies, cross-validation and bagging call
-it and get one `History` per member, as from `trainlab.engine.train`.
+rates, seeds, folds, bootstrap samples, regularization strengths). For a small
+model each step of a solo run is mostly fixed per-step cost (Python, kernel
+launches, the optimizer's bookkeeping), so trainlab runs K such runs as K
+members of one stacked model: one forward over inputs (K, B, ...), one
+backward, one optimizer step for all. `fit_members` is the entry point;
+studies, cross-validation and bagging call it and get one `History` per
+member. It is a thin client of the one driver (`trainlab.engine.driver`):
+members train through `StackedStep`, or one after another through `SoloStep`,
+with every loop feature of a plain run (batch and epoch callbacks, per-step
+schedules, clipping and other gradient hooks, batch transforms, divergence,
+checkpoints and exact resume, shuffle on or off, sample weights).
 
 What a member may change (`MemberConfig`): optimizer and all its settings (lr,
 momentum, betas, weight decay, ...), schedule (plateau included), seed (initial
 weights and data order), its rows of the training data (folds, bootstrap
-samples) and of the validation data, early stopping, L1/L2 kernel penalties,
-label smoothing, dropout rate, kernel initializer, and its own epoch callbacks.
+samples) and of the validation data, its sample weights, early stopping, L1/L2
+kernel penalties, label smoothing, dropout rate, kernel initializer, its own
+model of the same architecture (layers that differ in strengths only), and its
+own callbacks.
 
 Parity. Member k equals `trainlab.engine.train` on the same model with seed
 s_k, on rows ``train_indices`` of the data, with the member's optimizer,
 schedule and callbacks (and the model changed as `MemberConfig` says): the same
-initial weights (its copy of the model is built under ``torch.manual_seed(s_k)``
-as the engine builds it), the same batches in the same order (a
-``torch.Generator`` seeded with s_k draws one permutation of its rows per
-epoch), and the same update from the same kind of torch optimizer. The
-weights agree to float32 rounding (batched matrix products add in another
-order): within 1e-5 relative over the first 20 steps, checked in the tests for
-sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad, with weight decay,
-schedules, penalties, label smoothing and unequal subsets. Dropout is the one
-exception by design: a stacked run draws all members' dropout masks from one
-random stream (seeded from the members' seeds, so a stacked run repeats
-exactly), not from each member's solo stream; with dropout, members match
-their solo runs in distribution, not step by step.
+initial weights (its copy of the model is built under its seed as the engine
+builds it), the same batches in the same order (a ``torch.Generator`` seeded
+with s_k draws one permutation of its rows per epoch), the same dropout masks
+(trainlab's Dropout draws from a counter-based stream keyed by the member's
+seed and step, `trainlab.engine.streams`), and the same update from the same
+kind of torch optimizer. The weights agree to float32 rounding (batched matrix
+products add in another order): within 1e-5 relative over the first 20 steps,
+checked in the tests for sgd, momentum, nesterov, adam, adamw, rmsprop,
+adagrad, with weight decay, schedules, penalties, label smoothing, unequal
+subsets, dropout, clipping, shuffle=False, sample weights and a resumed stack.
+torch's own random layers (``nn.Dropout`` in a plain torch module) draw from
+torch's global stream under vmap, so those members match their solo runs in
+distribution only.
 
 Unequal subsets. Each member passes over its own rows in ceil(n_k / batch_size)
 steps per epoch, exactly like its solo run; members with fewer rows sit out
-the last steps of the stack's epoch (no update, no state change). At a step
-where batch sizes differ (the last, partial batch) members are grouped by
-batch size.
+the last steps of the stack's epoch (no update, no state change).
 
-Early stopping and other stops freeze a member: its weights, buffers and
-optimizer state stop changing, its `on_train_end` runs at once (restoring the
-best weights where asked), and the others go on. A member whose loss turns
-NaN/inf or grows past 100 times its first epoch's stops with the engine's
-diagnosis and keeps its last good epoch's weights, as a solo run does.
+Stops freeze a member: its weights, buffers and optimizer state stop changing,
+its `on_train_end` runs at once (restoring the best weights where asked), and
+the others go on. A member whose loss turns NaN/inf or grows past
+`divergence_factor` times its first epoch's stops with the engine's diagnosis
+and keeps its last good epoch's weights, as a solo run does.
 
 Which models stack. Any module whose forward works under ``torch.func.vmap``:
 trainlab's Dense, Conv1D/Conv2D, pooling, Flatten, Reshape, Activation,
@@ -49,24 +55,17 @@ and Embedding, and plain torch modules made of such layers. A Sequential of
 Dense, Activation, Dropout, Flatten, Reshape and pooling layers runs on a
 faster path without vmap. The recurrent layers (SimpleRNN, LSTM, GRU) do not
 stack (torch has no batching rule for them): ``stack="auto"`` then trains the
-members one after another with the single-run engine, which gives the same
-results; so do members whose models differ in shape, members with
-batch-level callbacks, and models with tied weights.
+members one after another with the solo executor, which gives the same
+results; so do members whose models differ in shape, and models with tied
+weights.
 
-``stack``: "auto" stacks when the model stacks, there are at least two
-members, and a short timed probe (a few steps of one member alone and of a
-small stack, interleaved, on copies) finds the stacked member-step cheaper;
+``stack``: "auto" follows the deterministic plan (`trainlab.engine.plan`: from
+the model, the members and the device, never from timing or free memory);
 "on" stacks or raises InputError saying why it cannot; "off" runs one member
-at a time.
+at a time. The decision and its reason are in each History's ``params``.
 
-Threads. On the CPU a stacked run picks its intra-op threads by timing its
-first steps with torch's setting and with one thread (a tiny stack, such as
-32 iris MLPs, runs on one thread outright): torch splits even small batched
-products across threads, which loses badly when other processes keep the
-cores busy. torch's setting is restored when the run ends.
-
-Not stacked (yet): gradient clipping, checkpoints and resume, and mixup are
-single-engine features that `MemberConfig` does not carry.
+Threads. trainlab never changes torch's thread setting; a member's result does
+not depend on it.
 
 Memory. A member costs about, in bytes (float32: 4 bytes per number)::
 
@@ -77,10 +76,10 @@ Memory. A member costs about, in bytes (float32: 4 bytes per number)::
 with P the trainable parameters, S = 2 for Adam/AdamW/NAdam/Adadelta (3 with
 amsgrad), 1 for momentum SGD, Adagrad and RMSprop, A the activations per
 sample (every layer's output size, summed) and V = max(batch_size, 1024).
-Members are trained in chunks of as many as fit in half the available memory
-(CPU: MemAvailable; CUDA: 80% of the free memory). For example the digits MLP
-64-256-256-10 with Adam (P = 85,002, A ~ 1,300, batch 32) needs about 8 MB a
-member, so some 4,000 members fit in 64 GB; the iris MLP 4-16-3 about 0.2 MB.
+Members are trained in chunks of as many as fit in a fixed budget of the
+device (2 GiB on the CPU, half the device's memory on CUDA). For example the
+digits MLP 64-256-256-10 with Adam (P = 85,002, A ~ 1,300, batch 32) needs
+about 8 MB a member; the iris MLP 4-16-3 about 0.2 MB.
 
 Example:
     >>> import trainlab
@@ -98,15 +97,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
-import os
 import secrets
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,18 +111,25 @@ from torch import Tensor, nn
 
 from trainlab import check
 from trainlab.callbacks import CallbackList, History, RunState
+from trainlab.checkpoint import STATE_FILE
 from trainlab.engine import (
     LoopConfig,
     Technique,
     TrainData,
-    _metrics,
-    _targets,
     auto_loss,
+    make_metrics,
     probe_outputs,
     resolve_device,
     resolve_loss,
+    targets,
     train,
 )
+from trainlab.engine import stacked as stacked_step  # a module: engine.stacked imports this package's layers
+from trainlab.engine.config import check_weights
+from trainlab.engine.driver import Loop as DriverLoop
+from trainlab.engine.driver import drive, resume_state, seeded, uses_global_rng
+from trainlab.engine.plan import plan_members
+from trainlab.engine.state import MemberState
 from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Dropout, Layer
 from trainlab.losses import Loss
@@ -133,15 +137,6 @@ from trainlab.losses import loss as make_loss
 from trainlab.optimizers import optimizer as make_optimizer
 from trainlab.schedules import schedule as make_schedule
 from trainlab.stacked._forward import MemberDropout, layer_stack_supported, strengths
-from trainlab.stacked._loop import (
-    MemberRun,
-    Shared,
-    Stack,
-    ThreadChoice,
-    soft_loss,
-    train_stacked,
-    with_smoothing,
-)
 from trainlab.stacked._members import MemberConfig, member_model
 from trainlab.stacked._optim import MemberUpdate
 
@@ -160,7 +155,12 @@ SMALL_STACK = 2**20
 def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig], data: Any, *,
                 loss: Any = "auto", metrics: Sequence[Any] = (), task: str | None = None,
                 batch_size: int = 32, num_epochs: int = 1, device: str = "auto", stack: str = "auto",
-                chunk_size: int | None = None) -> list[History]:
+                chunk_size: int | None = None, shuffle: bool = True, clip_grad_norm: float | None = None,
+                clip_grad_value: float | None = None, divergence_factor: float | None = 100.0,
+                checkpoint_dir: str | Path | None = None, resume: bool = False,
+                batch_transforms: Sequence[Any] = (), gradient_hooks: Sequence[Any] = (),
+                record_steps: bool = False, validation_batch_size: int | None = None,
+                scaling: Any = None) -> list[History]:
     """Train one run per member of `model` on `data`, stacked when they can be; one History each.
 
     Args:
@@ -169,6 +169,8 @@ def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig
         members: one `MemberConfig` per run.
         data: a `trainlab.engine.TrainData`, or a tuple (x, y) or (x, y, x_val, y_val),
             already scaled. Members train on rows of x (all, or their train_indices).
+            `TrainData.sample_weight` weighs every member's samples (a member's own
+            `sample_weight` replaces it).
         loss: loss spec, or "auto" to choose it from `task` and the targets.
         metrics: metric specs, computed per member as in a solo run.
         task: "classification" or "regression", for loss="auto".
@@ -178,56 +180,62 @@ def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig
         stack: "auto", "on" or "off" (see the module docstring).
         chunk_size: the most members per stack; None chooses from the memory
             estimate (see `member_bytes`). Smaller chunks give the same results.
+        shuffle, clip_grad_norm, clip_grad_value, divergence_factor, batch_transforms,
+            gradient_hooks, record_steps, validation_batch_size: as in `trainlab.engine.LoopConfig`,
+            for every member.
+        checkpoint_dir: each member's resumable state is saved in ``member-<k>/`` under it
+            after every epoch; `resume` continues from there, stacked or not.
+        scaling: per-member preprocessing ("standardize", "minmax", a scaler): each
+            member's scaler is fitted on its own training rows only (no held-out fold
+            leaks into it) and applied to all of x and x_val for that member; it is
+            kept as the member model's ``scaler`` and ``History.scaler``.
 
     Returns:
         One History per member, in order, as `trainlab.engine.train` returns it:
         ``.history`` (loss, metrics, val_loss, val_<metric>, lr per epoch),
-        ``.epoch``, ``.seed``, ``.stop_reason``, ``.params`` (with ``stacked``
-        and ``stack_reason`` added) and ``.model``, the member's trained model.
+        ``.epoch``, ``.seed``, ``.stop_reason``, ``.params`` (with ``stacked``,
+        ``stack_reason``, ``executor`` and ``plan_reason``) and ``.model``, the member's trained model.
 
     Raises:
         InputError: bad members, settings or data, or stack="on" for runs that cannot stack.
     """
     configs = _check_members(members)
-    check.choice("stack", stack, STACK_MODES, "'auto' stacks when it is faster, 'on' always, 'off' never.")
-    check.int_at_least("batch_size", batch_size, 1)
-    check.int_at_least("num_epochs", num_epochs, 1)
+    check.choice("stack", stack, STACK_MODES, "'auto' stacks when the plan says it pays, 'on' always, 'off' never.")
     if chunk_size is not None:
         check.int_at_least("chunk_size", chunk_size, 1)
+    loop = LoopConfig(batch_size=batch_size, num_epochs=num_epochs, shuffle=shuffle, device=device,
+                      clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
+                      divergence_factor=divergence_factor, checkpoint_dir=checkpoint_dir, resume=resume,
+                      batch_transforms=batch_transforms, gradient_hooks=gradient_hooks, record_steps=record_steps,
+                      validation_batch_size=validation_batch_size)
     from trainlab.api import as_model
 
     template = as_model(model)
-    x, y, x_val, y_val = _data(data)
+    x, y, x_val, y_val, weights = _data(data)
     n = x.shape[0]
     train_rows = [_rows(c.train_indices, n, f"members[{k}].train_indices") for k, c in enumerate(configs)]
     val_rows = [_rows(c.val_indices, n, f"members[{k}].val_indices") for k, c in enumerate(configs)]
+    member_weights = [check_weights(c.sample_weight, n, f"members[{k}].sample_weight")
+                      if c.sample_weight is not None else weights for k, c in enumerate(configs)]
     target = resolve_device(device)
     seeds = [c.seed if c.seed is not None else secrets.randbits(31) for c in configs]
     job = _Job(template=template, configs=configs, seeds=seeds, x=x, y=y, x_val=x_val, y_val=y_val,
-               train_rows=train_rows, val_rows=val_rows, loss=loss, metrics=list(metrics), task=task,
-               batch_size=batch_size, num_epochs=num_epochs, device=target)
+               train_rows=train_rows, val_rows=val_rows, weights=member_weights, loss=loss, metrics=list(metrics),
+               task=task, loop=loop, device=target)
+    job.scale(scaling)
     if stack == "off" or (len(configs) == 1 and stack == "auto"):
         job.resolve_losses()
         return job.one_at_a_time("stack='off'" if stack == "off" else "a single member: nothing to stack")
     built = job.build()
     job.resolve_losses(built[0])
-    reason = job.unstackable(built)
-    if reason is not None:
-        if stack == "on":
-            raise InputError(f"stack='on' but these runs cannot be stacked: {reason}. Use stack='auto' to "
-                             "train them one after another instead, with the same results.")
-        return job.one_at_a_time(reason)
-    chunk = min(len(configs), chunk_size or job.auto_chunk(built))
-    if stack == "auto":
-        stacked_cost, solo_cost = job.probe(built, min(chunk, _PROBE_MEMBERS))
-        if stacked_cost >= solo_cost:
-            return job.one_at_a_time(f"the timed probe found a stacked member-step ({stacked_cost * 1e3:.3g} ms) "
-                                     f"no cheaper than a solo step ({solo_cost * 1e3:.3g} ms)")
-        why = (f"stacked in chunks of {chunk}: a member-step took {stacked_cost * 1e3:.3g} ms stacked, "
-               f"{solo_cost * 1e3:.3g} ms alone")
-    else:
-        why = f"stack='on', chunks of {chunk}"
-    return job.stacked(built, chunk, why)
+    plan = plan_members(built[0], job.unstackable(built), num_members=len(configs), device=target, mode=stack,
+                        chunk_size=chunk_size, member_bytes=job.member_bytes(built))
+    if not plan.stacked:
+        return job.one_at_a_time(plan.reason)
+    reason = plan.reason
+    if any(_batch_hooks(c) for config in configs for c in config.callbacks):
+        reason += "; batch hooks are called for each member"
+    return job.stacked(built, plan.chunk_size, reason)
 
 
 def member_bytes(model: nn.Module, x: Tensor, *, batch_size: int, num_samples: int,
@@ -291,21 +299,14 @@ def _state_slots(optimizer: torch.optim.Optimizer | None) -> int:
 
 
 def _memory_budget(device: torch.device) -> int:
-    """Bytes a stacked run may use: half the available RAM, or 80% of the free GPU memory."""
+    """Bytes a stack may use: a fixed 2 GiB on the CPU, half the device's total memory on CUDA.
+
+    A property of the device, never its free memory at the moment, so that the chunks (and
+    the plan recorded in History.params) are the same on a busy machine as on an idle one.
+    """
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(0.8 * free)
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):
-        return 4 * 1024**3
+        return int(torch.cuda.get_device_properties(device).total_memory) // 2
+    return 2 * 1024**3
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -331,9 +332,16 @@ def _check_members(members: Any) -> list[MemberConfig]:
     return list(members)
 
 
-def _data(data: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+def with_smoothing(loss: Loss, smoothing: float) -> Loss:
+    """`loss` with its label smoothing set (cross-entropies only)."""
+    return replace(loss, label_smoothing=smoothing)  # type: ignore[call-arg]
+
+
+def _data(data: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    weights = None
     if isinstance(data, TrainData):
         parts = [data.x, data.y, data.x_val, data.y_val]
+        weights = data.sample_weight
     elif isinstance(data, (tuple, list)) and len(data) in (2, 4):
         parts = [*data, None, None][:4]
     else:
@@ -351,7 +359,7 @@ def _data(data: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         raise InputError(f"x_val has {x_val.shape[0]} rows but y_val has {y_val.shape[0]}; they must match.")
     if x_val is not None and x_val.shape[0] == 0:
         raise InputError("the validation set is empty; give more samples or no validation set")
-    return x, y, x_val, y_val
+    return x, y, x_val, y_val, check_weights(weights, x.shape[0], "data.sample_weight")
 
 
 def _rows(indices: Tensor | None, n: int, where: str) -> Tensor | None:
@@ -375,32 +383,55 @@ def _batch_hooks(callback: Any) -> bool:
 
 
 class _Job:
-    """One call of `fit_members`: the members, their data, and the two ways to train them."""
+    """One call of `fit_members`: the members, their data, and the two executors that can train them."""
 
     def __init__(self, *, template: nn.Module, configs: list[MemberConfig], seeds: list[int], x: Tensor,
                  y: Tensor, x_val: Tensor | None, y_val: Tensor | None, train_rows: list[Tensor | None],
-                 val_rows: list[Tensor | None], loss: Any, metrics: list[Any], task: str | None, batch_size: int,
-                 num_epochs: int, device: torch.device) -> None:
+                 val_rows: list[Tensor | None], weights: list[Tensor | None], loss: Any, metrics: list[Any],
+                 task: str | None, loop: LoopConfig, device: torch.device) -> None:
         self.template, self.configs, self.seeds = template, configs, seeds
         self.models = [member_model(template, c, f"members[{k}]") for k, c in enumerate(configs)]
         self.built = False
         self.x, self.y, self.x_val, self.y_val = x, y, x_val, y_val
-        self.train_rows, self.val_rows = train_rows, val_rows
+        self.train_rows, self.val_rows, self.weights = train_rows, val_rows, weights
         self.loss, self.metrics, self.task = loss, metrics, task
-        self.batch_size, self.num_epochs, self.device = batch_size, num_epochs, device
+        self.loop, self.device = loop, device
+        self.batch_size, self.num_epochs = loop.batch_size, loop.num_epochs
         self.member_losses: list[Any] = []
         self.smoothing: list[float] = []
         self.num_outputs = 0
+        self.scalers: list[Any] = [None] * len(configs)
+        self.member_x: list[Tensor] | None = None
+        self.member_x_val: list[Tensor | None] = [None] * len(configs)
+
+    def scale(self, scaling: Any) -> None:
+        """Fit each member's scaler on its own training rows and scale its copy of the inputs."""
+        if scaling is None:
+            return
+        from trainlab.datasets import scaler as make_scaler
+
+        self.member_x = []
+        for k, rows in enumerate(self.train_rows):
+            fitted = make_scaler(scaling, source="scaling")
+            fitted.fit(self.x if rows is None else self.x[rows])
+            self.scalers[k] = fitted
+            self.member_x.append(fitted.transform(self.x))
+            self.member_x_val[k] = fitted.transform(self.x_val) if self.x_val is not None else None
+        self.models = [_with_scaler(m, s) for m, s in zip(self.models, self.scalers)]
+
+    def _x(self, k: int) -> Tensor:
+        return self.member_x[k] if self.member_x is not None else self.x
 
     # -- what every path needs -------------------------------------------------------------------
     def _sample(self, k: int) -> Tensor:
         rows = self.train_rows[k]
-        return self.x[rows[:2]] if rows is not None else self.x[:2]
+        x = self._x(k)
+        return x[rows[:2]] if rows is not None else x[:2]
 
     def resolve_losses(self, built: nn.Module | None = None) -> None:
         """Each member's loss spec: the run's, or it with the member's label smoothing."""
         probe = built if built is not None else copy.deepcopy(self.models[0]).to(self.device)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with seeded(0, self.device):
             out = probe_outputs(probe, self._sample(0).to(self.device))
         self.num_outputs = out.shape[-1] if out.dim() > 1 else 1
         spec = auto_loss(self.task, self.y, self.num_outputs) if self.loss == "auto" else self.loss
@@ -418,38 +449,44 @@ class _Job:
             self.smoothing.append(float(config.label_smoothing))
 
     def member_data(self, k: int) -> TrainData:
-        rows, val = self.train_rows[k], self.val_rows[k]
-        x, y = (self.x, self.y) if rows is None else (self.x[rows], self.y[rows])
+        rows, val, weights = self.train_rows[k], self.val_rows[k], self.weights[k]
+        source = self._x(k)
+        x, y = (source, self.y) if rows is None else (source[rows], self.y[rows])
+        w = weights if weights is None or rows is None else weights[rows]
         if val is not None:
-            return TrainData(x, y, self.x[val], self.y[val])
-        return TrainData(x, y, self.x_val, self.y_val)
+            return TrainData(x, y, source[val], self.y[val], sample_weight=w)
+        x_val = self.member_x_val[k] if self.member_x is not None else self.x_val
+        return TrainData(x, y, x_val, self.y_val, sample_weight=w)
+
+    def member_dir(self, k: int) -> Path | None:
+        root = self.loop.checkpoint_dir
+        return Path(root) / f"member-{k}" if root is not None else None
 
     # -- one at a time ------------------------------------------------------------------------------
     def one_at_a_time(self, reason: str) -> list[History]:
-        """Each member through `trainlab.engine.train`, as a solo run."""
+        """Each member through the driver with the solo executor (`trainlab.engine.train`)."""
         if self.built:  # the engine builds an unbuilt model itself, under the run's seed
-            self.models = [member_model(self.template, c, f"members[{k}]") for k, c in enumerate(self.configs)]
+            self.models = [_with_scaler(member_model(self.template, c, f"members[{k}]"), self.scalers[k])
+                           for k, c in enumerate(self.configs)]
         histories = []
         for k, config in enumerate(self.configs):
             technique = Technique(loss=self.member_losses[k], optimizer=config.optimizer, metrics=list(self.metrics),
                                   schedule=config.schedule, task=self.task)
-            loop = LoopConfig(batch_size=self.batch_size, num_epochs=self.num_epochs, seed=self.seeds[k],
-                              device=str(self.device))
+            loop = replace(self.loop, seed=self.seeds[k], device=str(self.device), checkpoint_dir=self.member_dir(k))
             history = train(self.models[k], self.member_data(k), technique, loop,
                             callbacks=[*config.early_stopping_callback(), *config.callbacks])
-            history.params.update(stacked=False, stack_reason=reason)
+            history.params.update(stacked=False, stack_reason=reason, plan_reason=reason)
+            history.scaler = self.scalers[k]
             histories.append(history)
         return histories
 
     # -- stacked --------------------------------------------------------------------------------------
     def build(self) -> list[nn.Module]:
-        """Copies of the members' models built as the engine builds them: under each member's seed."""
+        """The members' models built as the engine builds them: under each member's seed."""
         self.built = True
         built = []
-        fork = [self.device] if self.device.type == "cuda" else []
         for k, module in enumerate(self.models):
-            with torch.random.fork_rng(devices=fork):
-                _seed(self.seeds[k], self.device)
+            with seeded(self.seeds[k], self.device):
                 module.to(self.device)
                 probe_outputs(module, self._sample(k).to(self.device))
                 module.to(self.device)
@@ -459,10 +496,6 @@ class _Job:
     def unstackable(self, built: list[nn.Module]) -> str | None:
         """Why these members cannot be trained as one stack, or None if they can."""
         first = built[0]
-        for k, config in enumerate(self.configs):
-            hooked = [type(c).__name__ for c in config.callbacks if _batch_hooks(c)]
-            if hooked:
-                return f"members[{k}] has a callback with batch hooks ({', '.join(hooked)}), which a stacked run does not call"
         layout = _layout(first)
         if not any(p.requires_grad for p in first.parameters()):
             return "the model has no trainable parameters"
@@ -481,135 +514,79 @@ class _Job:
                 warnings.filterwarnings("error", message=".*performance drop.*")
                 count = min(2, len(built))
                 probe = [copy.deepcopy(m) for m in built[:count]]
-                runs = self._runs(probe, range(count), with_callbacks=False)
-                shared = self._shared(probe, runs)
-                with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                    stack = Stack(runs, shared)
-                    table = torch.stack([self._rows_for_probe(0)] * count)
-                    stack.run_step([(table.shape[1], None)], table, 0,
-                                   torch.zeros(count, 1, device=self.device), None, _sums(count, self.device))
+                with seeded(0, self.device):
+                    step = self._step(probe, range(count), with_callbacks=False, checkpoints=False)[1]
+                    rows = self._rows_for_probe(0)
+                    step.table = torch.stack([rows] * count)
+                    step.run(0, [s.member for s in step.stack.slots])
         except InputError:
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError, UserWarning) as error:
             return f"the model does not run stacked ({type(error).__name__}: {str(error).splitlines()[0]})"
         return None
 
-    def auto_chunk(self, built: list[nn.Module]) -> int:
+    def member_bytes(self, built: list[nn.Module]) -> int:
         largest = max(len(r) if r is not None else self.x.shape[0] for r in self.train_rows)
         sample = self._sample(0).to(self.device)
         optimizer = make_optimizer(self.configs[0].optimizer, [nn.Parameter(torch.zeros(1, device=self.device))],
                                    source="members[0].optimizer")
-        need = member_bytes(built[0], sample, batch_size=self.batch_size, num_samples=largest, optimizer=optimizer)
-        return max(1, _memory_budget(self.device) // max(need, 1))
+        return member_bytes(built[0], sample, batch_size=self.batch_size, num_samples=largest, optimizer=optimizer)
 
     def _rows_for_probe(self, k: int) -> Tensor:
         rows = self.train_rows[k]
         size = min(self.batch_size, rows.numel() if rows is not None else self.x.shape[0])
         return (rows[:size] if rows is not None else torch.arange(size)).to(self.device)
 
-    def probe(self, built: list[nn.Module], count: int) -> tuple[float, float]:
-        """Seconds per member-step stacked (`count` members) and alone, timed on copies, interleaved."""
-        fork = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork):
-            copies = [copy.deepcopy(m) for m in built[:count]]
-            runs = self._runs(copies, range(count), with_callbacks=False)
-            shared = self._shared(copies, runs)
-            stack = Stack(runs, shared)
-            table = torch.stack([self._rows_for_probe(0)] * count)
-            lr = torch.zeros(count, 1, device=self.device)
-            sums = _sums(count, self.device)
-            solo = copy.deepcopy(built[0])
-            params = [p for p in solo.parameters() if p.requires_grad]
-            optimizer = make_optimizer(self.configs[0].optimizer, params, source="members[0].optimizer")
-            loss_fn, forward, _ = resolve_loss(solo, Technique(loss=self.member_losses[0], task=self.task),
-                                               self.y, self.num_outputs)
-            rows = self._rows_for_probe(0)
-            xb = self.x.to(self.device)[rows]
-            yb = _targets(self.y, loss_fn, self.num_outputs, "training", self.device)[rows]
-            has_penalties = getattr(solo, "has_penalties", None)
-            penalty = (cast(Callable[[], Tensor | None], solo.penalty)
-                       if callable(has_penalties) and has_penalties() else None)
-
-            def solo_step() -> None:
-                objective = loss_fn(forward(xb), yb)
-                if penalty is not None:
-                    extra = penalty()
-                    if extra is not None:
-                        objective = objective + extra
-                optimizer.zero_grad(set_to_none=True)
-                objective.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-
-            settings = [None] if self.device.type != "cpu" else [None, 1]
-
-            def stacked_step(threads: int | None) -> None:
-                with _threads(threads):
-                    stack.run_step([(table.shape[1], None)], table, 0, lr, None, sums)
-
-            stacked_times: dict[int | None, list[float]] = {n: [] for n in settings}
-            solo_times = []
-            for _ in range(3):
-                for threads in settings:
-                    stacked_times[threads].append(_timed(functools.partial(stacked_step, threads), self.device))
-                solo_times.append(_timed(solo_step, self.device))
-        best = min(min(times[1:]) for times in stacked_times.values())
-        return best / count, min(solo_times[1:])
-
-    def tiny(self, modules: list[nn.Module]) -> bool:
-        """Whether a stack of `modules` is too small for intra-op threads to pay (see `ThreadChoice`)."""
-        module = modules[0]
-        params = sum(p.numel() for p in module.parameters())
-        sizes: list[int] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()
-                                                                         if isinstance(out, Tensor) else 0))
-                 for m in module.modules() if not list(m.children())]
-        try:
-            with torch.no_grad():
-                was_training = module.training
-                module.eval()
-                module(self._sample(0).to(self.device))
-                module.train(was_training)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        largest = len(modules) * max(params, self.batch_size * max(sizes, default=0))
-        return largest < SMALL_STACK
-
-    def _shared(self, built: list[nn.Module], runs: list[MemberRun]) -> Shared:
+    def _shared(self, built: list[nn.Module], slots: list[stacked_step.Slot]) -> stacked_step.Shared:
         first = built[0]
         technique = Technique(loss=self.member_losses[0], task=self.task)
         loss_fn, forward, from_logits = resolve_loss(first, technique, self.y, self.num_outputs)
         fused = forward is not first
-        losses = [resolve_loss(first, Technique(loss=spec, task=self.task), self.y, self.num_outputs)[0]
-                  for spec in self.member_losses]
-        for run, member_loss in zip(runs, losses):
-            run.loss = member_loss
-        soft = soft_loss(loss_fn) if len({run.smoothing for run in runs}) > 1 else None
-        y = _targets(self.y, loss_fn, self.num_outputs, "training", self.device)
+        soft = stacked_step.soft_loss(loss_fn) if len({slot.smoothing for slot in slots}) > 1 else None
+        y = targets(self.y, loss_fn, self.num_outputs, "training", self.device)
         x_val, y_val = self._validation_source(loss_fn)
         skeleton = copy.deepcopy(first)
         outside = _outside_penalties(skeleton, built)
-        dropout_layers = _varying_dropout(built)
+        dropout_layers = _dropout_layers(built)
         layer_stack = layer_stack_supported(first)
         if not layer_stack:
             for name in dropout_layers:
                 _replace(skeleton, name, MemberDropout(0.0))
         has = getattr(skeleton, "has_penalties", None)
-        return Shared(skeleton=skeleton, fused=fused, loss=runs[0].loss, soft=soft, num_outputs=self.num_outputs,
-                      x=self.x.to(self.device), y=y, x_val=x_val, y_val=y_val, from_logits=from_logits,
-                      val_batch=max(self.batch_size, 1024), outside=tuple(outside),
-                      dropout_layers=tuple(dropout_layers), penalty_inside=bool(callable(has) and has()),
-                      layer_stack=layer_stack)
+        member_losses = self.loop.record_steps or any(slot.member.callbacks.has_batch_hooks for slot in slots)
+        x = self.x.to(self.device)
+        if self.member_x is not None:
+            indices = [slot.member.index for slot in slots]
+            x = torch.stack([self.member_x[k] for k in indices]).to(self.device)
+            if x_val is not None:
+                x_val = torch.stack([self._member_validation(k) for k in indices]).to(self.device)
+        return stacked_step.Shared(skeleton=skeleton, fused=fused, loss=loss_fn, soft=soft, num_outputs=self.num_outputs,
+                      x=x, y=y, x_val=x_val, y_val=y_val, from_logits=from_logits,
+                      val_batch=self.loop.validation_batch_size or max(self.batch_size, 1024),
+                      outside=tuple(outside), dropout_layers=tuple(dropout_layers),
+                      penalty_inside=bool(callable(has) and has()), layer_stack=layer_stack,
+                      transforms=tuple(self.loop.batch_transforms), hooks=self.loop.all_gradient_hooks(),
+                      member_losses=member_losses, per_member_x=self.member_x is not None)
+
+    def _member_validation(self, k: int) -> Tensor:
+        """Member k's scaled validation source, laid out as `_validation_source` lays out the shared one."""
+        own = any(r is not None for r in self.val_rows)
+        x_val = self.member_x_val[k]
+        if not own:
+            assert x_val is not None
+            return x_val
+        x = self._x(k)
+        return x if x_val is None else torch.cat([x, x_val])
 
     def _validation_source(self, loss_fn: Loss) -> tuple[Tensor | None, Tensor | None]:
         """The validation rows of every member in one tensor: x_val, x itself (for val_indices), or both."""
         own = any(r is not None for r in self.val_rows)
-        y_val = (_targets(self.y_val, loss_fn, self.num_outputs, "validation", self.device)
+        y_val = (targets(self.y_val, loss_fn, self.num_outputs, "validation", self.device)
                  if self.y_val is not None else None)
         x_val = self.x_val.to(self.device) if self.x_val is not None else None
         if not own:
             return x_val, y_val
-        y = _targets(self.y, loss_fn, self.num_outputs, "training", self.device)
+        y = targets(self.y, loss_fn, self.num_outputs, "training", self.device)
         if x_val is None or y_val is None:
             return self.x.to(self.device), y
         return torch.cat([self.x.to(self.device), x_val]), torch.cat([y, y_val])
@@ -626,12 +603,15 @@ class _Job:
             return True, torch.arange(n, n + self.x_val.shape[0], device=self.device)
         return True, None
 
-    def _runs(self, modules: list[nn.Module], indices: Sequence[int], *, with_callbacks: bool) -> list[MemberRun]:
-        """The members' run state: optimizer, schedule, History, callbacks, data order."""
-        runs = []
+    def _step(self, modules: list[nn.Module], indices: Sequence[int], *, with_callbacks: bool,
+              checkpoints: bool = True) -> tuple[list[MemberState], stacked_step.StackedStep, dict[int, dict[str, Any]]]:
+        """The members' run state (optimizer, schedule, History, callbacks, data order) and their executor."""
+        states: list[MemberState] = []
+        slots: list[stacked_step.Slot] = []
+        saved: dict[int, dict[str, Any]] = {}
         for module, k in zip(modules, indices):
             config = self.configs[k]
-            params = [p for p in module.parameters() if p.requires_grad]
+            params: list[Tensor] = [p for p in module.parameters() if p.requires_grad]
             optimizer = make_optimizer(config.optimizer, params, source=f"members[{k}].optimizer")
             rows = self.train_rows[k]
             n = rows.numel() if rows is not None else self.x.shape[0]
@@ -648,99 +628,67 @@ class _Job:
             params_info = {"epochs": self.num_epochs, "steps": steps, "batch_size": self.batch_size,
                            "seed": self.seeds[k]}
             has = getattr(module, "has_penalties", None)
+            weights = self.weights[k]
+            member_dir = self.member_dir(k) if checkpoints else None
+            state = MemberState(
+                index=k, seed=self.seeds[k], module=module, loss=make_loss("mse"), optimizer=optimizer,
+                params=params, schedule=schedule, base_lrs=base_lrs, history=history,
+                callbacks=CallbackList([*callbacks, history], model=module, run=run, params=params_info), run=run,
+                generator=torch.Generator(device=self.device).manual_seed(self.seeds[k]), n=n,
+                batch_size=self.batch_size, rows=rows.to(self.device) if rows is not None else None,
+                sample_weight=weights.to(self.device) if weights is not None else None,
+                has_penalty=bool(callable(has) and has()),
+                state_file=member_dir / STATE_FILE if member_dir is not None else None,
+                start_epoch=self.loop.initial_epoch)
+            resumed = resume_state(state, self.loop.resume, self.device) if checkpoints else None
+            if resumed is not None:
+                saved[k] = resumed
             validates, val_rows = self._member_val_rows(k)
-            placeholder = make_loss("mse")  # set by _shared, which resolves the fused form
-            runs.append(MemberRun(
-                index=k, seed=self.seeds[k], module=module, rows=rows.to(self.device) if rows is not None else None,
-                n=n, batch_size=self.batch_size, loss=placeholder, smoothing=self.smoothing[k],
-                update=MemberUpdate.of(optimizer, params), schedule=schedule, validates=validates,
-                val_rows=val_rows, train_metrics=[], val_metrics=[], history=history,
-                callbacks=CallbackList([*callbacks, history], model=module, run=run, params=params_info),
-                run=run, has_penalty=bool(callable(has) and has()), base_lrs=base_lrs,
-                generator=torch.Generator(device=self.device).manual_seed(self.seeds[k]),
-            ))
-        return runs
+            slots.append(stacked_step.Slot(member=state, update=MemberUpdate.of(optimizer, params), smoothing=self.smoothing[k],
+                              validates=validates, val_rows=val_rows))
+            states.append(state)
+        shared = self._shared(modules, slots)
+        losses = [resolve_loss(modules[0], Technique(loss=self.member_losses[k], task=self.task), self.y,
+                               self.num_outputs)[0] for k in indices]
+        for state, member_loss in zip(states, losses):
+            state.loss = member_loss
+            state.train_metrics = make_metrics(self.metrics, member_loss, self.num_outputs)
+            state.val_metrics = make_metrics(self.metrics, member_loss, self.num_outputs)
+        return states, stacked_step.StackedStep(slots, shared), saved
 
     def stacked(self, built: list[nn.Module], chunk: int, why: str) -> list[History]:
         histories: list[History] = []
-        fork = [self.device] if self.device.type == "cuda" else []
+        global_rng = uses_global_rng(built[0])
         for start in range(0, len(built), chunk):
             indices = list(range(start, min(start + chunk, len(built))))
             modules = [built[k] for k in indices]
-            runs = self._runs(modules, indices, with_callbacks=True)
-            shared = self._shared(modules, runs)
-            for run in runs:
-                run.train_metrics = _metrics(self.metrics, run.loss, self.num_outputs)
-                run.val_metrics = _metrics(self.metrics, run.loss, self.num_outputs)
-            with torch.random.fork_rng(devices=fork), _kept_threads():
-                if self.device.type == "cpu":
-                    shared = replace(shared, threads=ThreadChoice(default=torch.get_num_threads(),
-                                                                  tiny=self.tiny(modules)))
-                # Dropout masks come from one stream for the whole stack, seeded from its members' seeds.
-                _seed(_stream_seed([self.seeds[k] for k in indices]), self.device)
-                train_stacked(runs, shared, num_epochs=self.num_epochs)
-            for run in runs:
-                run.history.params = {"epochs": self.num_epochs, "steps": run.steps, "batch_size": self.batch_size,
-                                      "seed": run.seed, "device": str(self.device), "fused_loss": shared.fused,
-                                      "from_logits": shared.from_logits, "resumed_from_epoch": None,
-                                      "stacked": True, "stack_reason": why}
-                histories.append(run.history)
+            # Only torch's own random layers (vmap, randomness="different") draw from the global
+            # stream; it is seeded from the members' seeds, so a stacked run repeats exactly.
+            scope = (seeded(_stream_seed([self.seeds[k] for k in indices]), self.device) if global_rng
+                     else contextlib.nullcontext())
+            with scope:
+                states, step, saved = self._step(modules, indices, with_callbacks=True)
+                drive(states, step, DriverLoop.of(self.loop, self.device), saved=saved)
+            for state in states:
+                state.history.scaler = self.scalers[state.index]
+                state.history.params = {
+                    "epochs": self.num_epochs, "steps": state.steps, "batch_size": self.batch_size,
+                    "seed": state.seed, "device": str(self.device), "fused_loss": step.shared.fused,
+                    "from_logits": step.shared.from_logits,
+                    "resumed_from_epoch": state.start_epoch if state.index in saved else None,
+                    "stacked": True, "stack_reason": why, "executor": "stacked", "plan_reason": why}
+                histories.append(state.history)
         return histories
 
 
 # ----------------------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _kept_threads() -> Iterator[None]:
-    """Restore torch's intra-op thread setting after the block, whatever the block set."""
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Run the block with `count` intra-op threads (None: leave torch's setting), then restore it."""
-    before = torch.get_num_threads()
-    if count is None or count == before:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _sums(k: int, device: torch.device) -> dict[str, Tensor]:
-    return {"loss": torch.zeros(k, device=device), "penalty": torch.zeros(k, device=device)}
-
-
-def _timed(step: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def _seed(seed: int, device: torch.device) -> None:
-    """Seed the global RNG as the single engine does (`torch.manual_seed`).
-
-    On the CPU only the CPU generator matters, and seeding it alone gives the
-    same stream without the lazy CUDA seeding that makes `torch.manual_seed`
-    cost half a millisecond per call.
-    """
-    if device.type == "cpu":
-        torch.default_generator.manual_seed(seed)
-    else:
-        torch.manual_seed(seed)
+def _with_scaler(model: nn.Module, fitted: Any) -> nn.Module:
+    """`model` carrying its member's fitted scaler (as trainlab.fit keeps one), when there is one."""
+    if fitted is not None:
+        model.scaler = fitted
+    return model
 
 
 def _stream_seed(seeds: list[int]) -> int:
@@ -787,16 +735,9 @@ def _outside_penalties(skeleton: nn.Module, built: list[nn.Module]) -> list[str]
     return names
 
 
-def _varying_dropout(built: list[nn.Module]) -> list[str]:
-    """Dropout layers whose rate is not the same in every member."""
-    names = []
-    for name, layer in built[0].named_modules():
-        if isinstance(layer, (Dropout, nn.Dropout)):
-            rates = {float(getattr(m.get_submodule(name), "rate", getattr(m.get_submodule(name), "p", 0.0)))
-                     for m in built}
-            if len(rates) > 1:
-                names.append(name)
-    return names
+def _dropout_layers(built: list[nn.Module]) -> list[str]:
+    """trainlab Dropout layers: their masks come from each member's own counter-based stream."""
+    return [name for name, layer in built[0].named_modules() if isinstance(layer, Dropout)]
 
 
 def _replace(module: nn.Module, name: str, new: nn.Module) -> None:

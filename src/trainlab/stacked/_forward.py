@@ -64,22 +64,27 @@ def strengths(regularizer: Any) -> tuple[float, float] | None:
 
 
 class MemberDropout(nn.Module):
-    """Dropout whose rate is a (stacked) buffer, so each member of a vmap can have its own rate.
+    """trainlab's Dropout with its rate and its stream key as (stacked) buffers, for a vmap.
 
-    Same distribution as ``F.dropout``: each unit is kept with probability
-    1 - rate and scaled by 1 / (1 - rate).
+    Each member of the vmap sees its own rate and its own key (member seed, step,
+    layer position), so it draws the mask its solo run draws (`trainlab.engine.streams`).
     """
 
     def __init__(self, rate: float) -> None:
         super().__init__()
         self.rate: Tensor
+        self.key: Tensor
         self.register_buffer("rate", torch.tensor(float(rate)))
+        self.register_buffer("key", torch.tensor(0, dtype=torch.int64))
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return x
-        keep = torch.rand_like(x) >= self.rate
-        return x * keep / (1.0 - self.rate)
+        from trainlab.engine import streams
+
+        u = streams.uniform(self.key, x.numel(), dtype=x.dtype).view(x.shape)
+        scale = (1.0 / (1.0 - self.rate.double())).to(x.dtype)
+        return x * (u >= self.rate) * scale
 
 
 class StackedForward:
@@ -135,8 +140,12 @@ class LayerStackForward(StackedForward):
                         lead = None
                         h = layer.activation(h.flatten(0, 1)).unflatten(0, (m, b))
             elif isinstance(layer, Dropout):
-                if training:
-                    h = self._dropout(layer, h, buffers.get(f"{self.layer_names[id(layer)]}.rate"))
+                if training and layer.rate > 0 or f"{self.layer_names[id(layer)]}.key" in buffers and training:
+                    if lead is not None:
+                        h = self._samples(h, m, lead)
+                        lead = None
+                    name = self.layer_names[id(layer)]
+                    h = self._dropout(layer, h, buffers.get(f"{name}.rate"), buffers.get(f"{name}.key"))
             else:
                 if lead is not None:
                     h = self._samples(h, m, lead)
@@ -152,19 +161,22 @@ class LayerStackForward(StackedForward):
         return h.transpose(1, 2).reshape(m, *lead, h.shape[1])
 
     @staticmethod
-    def _dropout(layer: Dropout, h: Tensor, rates: Tensor | None) -> Tensor:
-        if rates is None:
+    def _dropout(layer: Dropout, h: Tensor, rates: Tensor | None, keys: Tensor | None) -> Tensor:
+        """Each member's mask from its own counter-based stream (the one its solo run draws from)."""
+        from trainlab.engine import streams
+
+        if keys is None:
             return torch.nn.functional.dropout(h, layer.rate, True) if layer.rate > 0 else h
-        rates = rates.to(h.dtype).view(-1, *([1] * (h.dim() - 1)))
-        return h * (torch.rand_like(h) >= rates) / (1.0 - rates)
+        return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
 
 def _elementwise(activation: nn.Module) -> bool:
-    """Whether `activation` acts on each number alone or along the last axis (so it may see (K, B, ...))."""
-    if type(activation) in _ELEMENTWISE:
-        return True
-    dim = getattr(activation, "dim", None)
-    return type(activation) in (nn.Softmax, nn.LogSoftmax) and dim is not None and dim < 0
+    """Whether `activation` acts on each number alone, so it may see the features-first (K, F, B) layout.
+
+    Softmax and LogSoftmax act along the feature axis, which is not the last one there: they run
+    on the samples layout instead.
+    """
+    return type(activation) in _ELEMENTWISE
 
 
 _ELEMENTWISE = (nn.ReLU, nn.ELU, nn.GELU, nn.LeakyReLU, nn.Identity, nn.SELU, nn.Sigmoid, nn.SiLU, nn.Softplus,

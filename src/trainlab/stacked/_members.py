@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,8 +50,12 @@ class MemberConfig:
         dropout: the rate of every Dropout layer, or None for the model's own.
         kernel_initializer: initializer of every weight layer's kernel, or None
             for the model's own. Needs a trainlab Sequential not built yet.
-        callbacks: this member's own callbacks (epoch hooks; a callback with
-            batch hooks makes the run fall back to one member at a time).
+        callbacks: this member's own callbacks (epoch and batch hooks).
+        sample_weight: one weight per row of the training data (Keras's
+            ``sample_weight``; boosting), or None for the data's own.
+        model: this member's own model (a Sequential or list of layers) of the
+            same architecture as the base model, differing in strengths only
+            (dropout rates, L1/L2 penalties, initializers); None uses the base model.
 
     Example:
         >>> MemberConfig(seed=1, optimizer={"name": "adam", "lr": 0.01}).seed
@@ -74,6 +78,8 @@ class MemberConfig:
     dropout: float | None = None
     kernel_initializer: Any = None
     callbacks: Sequence[Callback] = field(default_factory=tuple)
+    sample_weight: Any = None
+    model: Any = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -102,7 +108,7 @@ class MemberConfig:
     @property
     def changes_model(self) -> bool:
         """Whether the member's model differs from the base model (dropout, init, penalties)."""
-        return any(v is not None for v in (self.l1, self.l2, self.dropout, self.kernel_initializer))
+        return any(v is not None for v in (self.l1, self.l2, self.dropout, self.kernel_initializer, self.model))
 
 
 def _indices(field_name: str, value: Any) -> Tensor | None:
@@ -151,6 +157,11 @@ def member_model(template: nn.Module, config: MemberConfig, where: str) -> nn.Mo
     changes written in, so the member's `get_config` records them; a model
     already built keeps its weights.
     """
+    if config.model is not None:
+        from trainlab.api import as_model
+
+        template = as_model(config.model)
+        config = replace(config, model=None)
     if not config.changes_model:
         return copy.deepcopy(template)
     needs_layers = [name for name in ("l1", "l2", "kernel_initializer") if getattr(config, name) is not None]

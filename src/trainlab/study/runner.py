@@ -15,11 +15,12 @@ just the missing ones. A finished run whose spec hash no longer matches the
 study (the file changed since) is an error rather than silently reused.
 
 Runs that share data, architecture and batch size form a group, trained by
-`train_group`: runs that differ only in seed, optimizer, schedule or early
-stopping are members of one stacked pass (`trainlab.stacked.fit_members`,
-which falls back to one at a time where stacking is not faster or not
-possible); each member ends where `trainlab fit` of its spec.toml ends, to
-float32 rounding.
+`train_group`: runs whose layers differ only in strengths (dropout rates,
+L1/L2 penalties, initializers) and whose recipes differ only in seed,
+optimizer, schedule or early stopping are members of one pass of the engine
+(`trainlab.stacked.fit_members`, which stacks them where the plan says it pays
+and otherwise trains them one at a time with the same results); each member
+ends where `trainlab fit` of its spec.toml ends, to float32 rounding.
 
 Every run is recorded in ``<runs_dir>/index.sqlite`` (`trainlab.index`) as
 "running" when it starts and "finished" when its folder is in place.
@@ -92,16 +93,42 @@ class StudyResult:
 
 
 def group_runs(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
-    """Runs with the same data, layers and batch size, in order of first appearance.
+    """Runs with the same data, architecture and batch size, in order of first appearance.
 
-    Such runs can be trained as members of one stacked model.
+    Layers that differ only in strengths (a Dropout's rate, an L1/L2 penalty's
+    strength, an initializer's seed) count as the same architecture: such runs
+    can be trained as members of one stacked model.
     """
     groups: dict[str, list[PlannedRun]] = {}
     for run in runs:
         spec = run.spec_dict
-        key = json.dumps([spec["data"], spec["model"], spec["recipe"]["batch_size"]], sort_keys=True)
+        key = json.dumps([spec["data"], architecture(spec["model"]), spec["recipe"]["batch_size"]],
+                         sort_keys=True, default=str)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
+
+
+#: Layer settings that are strengths: members may differ in them and still stack.
+_STRENGTHS = ("rate", "kernel_initializer", "bias_initializer")
+_PENALTIES = ("kernel_regularizer", "bias_regularizer")
+
+
+def architecture(model: Any) -> Any:
+    """A model table with its strengths left out (see `group_runs`)."""
+    if isinstance(model, dict):
+        out = {}
+        for key, value in model.items():
+            if key in _STRENGTHS:
+                continue
+            if key in _PENALTIES:
+                name = value.get("name") if isinstance(value, dict) else value
+                if name in (None, "l1", "l2", "l1l2"):
+                    continue
+            out[key] = architecture(value)
+        return out
+    if isinstance(model, list):
+        return [architecture(item) for item in model]
+    return model
 
 
 def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
@@ -148,16 +175,10 @@ def _stackable_subgroups(members: Sequence[PlannedRun]) -> list[list[PlannedRun]
 def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
                    told: StudyProgress, stack: str) -> None:
     from trainlab.api import prepare
-    from trainlab.engine import LoopConfig
     from trainlab.stacked import MemberConfig, fit_members
 
     first = runs[0].spec
     recipe = first.recipe
-    unsupported = [name for name in ("clip_grad_norm", "clip_grad_value") if getattr(recipe, name) is not None]
-    if unsupported or recipe.divergence_factor != LoopConfig().divergence_factor or not recipe.shuffle:
-        # Settings only the single-run engine has: train these one at a time.
-        train_group(runs, dataset, done=done, progress=told, stack="off")
-        return
     prepared = prepare(dataset, validation_split=first.data.validation_split, stratify=first.data.stratify,
                        scaling=first.data.scaling, seed=recipe.seed)
     configs = []
@@ -165,16 +186,20 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
         told.run_begin(run)
         r = run.spec.recipe
         recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
+        same_layers = run.spec_dict["model"] == runs[0].spec_dict["model"]
         configs.append(MemberConfig(
             seed=r.seed, optimizer=r.optimizer, schedule=r.schedule, callbacks=(recorder,),
-            early_stopping=r.early_stopping.model_dump() if r.early_stopping is not None else None))
+            early_stopping=r.early_stopping.model_dump() if r.early_stopping is not None else None,
+            model=None if same_layers else Sequential(run.spec.model.layers, name=run.spec.name)))
     metrics = recipe.metrics if recipe.metrics is not None else (
         ["accuracy"] if dataset.task == "classification" else ["mae"])
     start = time.perf_counter()
     histories = fit_members(Sequential(first.model.layers, name=first.name), configs, prepared.data,
                             loss=recipe.loss if recipe.loss is not None else "auto", metrics=metrics,
                             task=dataset.task, batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
-                            device=recipe.device, stack=stack)
+                            device=recipe.device, stack=stack, shuffle=recipe.shuffle,
+                            clip_grad_norm=recipe.clip_grad_norm, clip_grad_value=recipe.clip_grad_value,
+                            divergence_factor=recipe.divergence_factor)
     seconds = (time.perf_counter() - start) / len(runs)
     for run, history in zip(runs, histories):
         history.model.scaler = prepared.scaler

@@ -1,0 +1,125 @@
+"""Counter-based random streams: the random numbers a layer draws are a function of
+(member seed, step, layer, element), not of a generator's history.
+
+So a member draws the same dropout masks whether it trains alone or stacked with
+others, whatever its stack-mates, the chunk size or the order in which layers run.
+The engine opens a `stream_scope` around each training forward; a random layer
+(`trainlab.layers.Dropout`) asks `layer_key(self)` for its key and draws with
+`uniform`. Outside a scope (a user's own loop) layers use torch's global stream.
+
+The hash is integer arithmetic on int64 tensors kept below 2**49 (no overflow), so
+it gives the same bits on every device and under ``torch.func.vmap``.
+
+Example:
+    >>> import torch
+    >>> a = uniform(torch.tensor(12345), 4)
+    >>> b = uniform(torch.tensor([[12345], [777]]), 4)
+    >>> bool(torch.equal(a, b[0])) and bool(((a >= 0) & (a < 1)).all())
+    True
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+_M32 = 0xFFFFFFFF
+_M62 = (1 << 62) - 1
+
+
+def mix(*values: int) -> int:
+    """A 62-bit key from integers (splitmix64 rounds); the same values always give the same key."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (int(value) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
+        state = (state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        state = z ^ (z >> 31)
+    return state & _M62
+
+
+def _mul32(h: Tensor, constant: int) -> Tensor:
+    """(h * constant) mod 2**32 for h < 2**32, without int64 overflow."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (h * low + (((h * high) & 0xFFFF) << 16)) & _M32
+
+
+def _fmix32(h: Tensor) -> Tensor:
+    h = h ^ (h >> 16)
+    h = _mul32(h, 0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = _mul32(h, 0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def uniform(key: Tensor, numel: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
+    """`numel` numbers in [0, 1) for each key: shape key.shape[:-1] + (numel,) for keys (..., 1),
+    or (numel,) for a 0-d key. Element i of a key is the same whatever else is drawn."""
+    index = torch.arange(numel, device=key.device, dtype=torch.int64)
+    low, high = key & _M32, (key >> 32) & _M32
+    h = _fmix32((index ^ low) & _M32)
+    h = _fmix32(h ^ high)
+    h = _fmix32((h + low) & _M32)
+    return (h >> 8).to(dtype) * (1.0 / (1 << 24))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    seed: int
+    step: int
+    layers: dict[int, int]  # id(module) -> its position in the model's modules
+
+
+_SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("trainlab_stream", default=None)
+
+
+def layer_positions(model: nn.Module) -> dict[int, int]:
+    """Each module's position in `model.modules()`: the layer part of its random key."""
+    return {id(module): position for position, module in enumerate(model.modules())}
+
+
+@contextmanager
+def stream_scope(seed: int, step: int, layers: dict[int, int]) -> Iterator[None]:
+    """Random layers inside the block draw from (seed, step, their position in `layers`)."""
+    token = _SCOPE.set(_Scope(seed, step, layers))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def layer_key(module: nn.Module) -> int | None:
+    """The key of `module`'s draws at this step, or None outside a stream scope."""
+    scope = _SCOPE.get()
+    if scope is None or id(module) not in scope.layers:
+        return None
+    return key_of(scope.seed, scope.step, scope.layers[id(module)])
+
+
+def key_of(seed: int, step: int, position: int) -> int:
+    """The key of the draws of the layer at `position` at `step` of the member seeded `seed`."""
+    return mix(seed, step, position)
+
+
+def dropout(x: Tensor, rate: float | Tensor, key: Tensor) -> Tensor:
+    """Inverted dropout of x (N, ...) with keep mask from `uniform(key, x[0].numel() * N)`.
+
+    `key` is 0-d (one member) or (m, 1) with x (m, N, ...); `rate` a float or (m,) tensor.
+    """
+    if key.dim() == 0:
+        u = uniform(key, x.numel(), dtype=x.dtype).view(x.shape)
+        keep = u >= rate
+        return x * keep * (1.0 / (1.0 - float(rate)))
+    u = uniform(key, x[0].numel(), dtype=x.dtype).view(x.shape)
+    rates = rate if isinstance(rate, Tensor) else torch.full((x.shape[0],), float(rate), dtype=x.dtype,
+                                                             device=x.device)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    scale = (1.0 / (1.0 - rates.double())).to(x.dtype)
+    return x * (u >= rates.view(shape)) * scale.view(shape)
