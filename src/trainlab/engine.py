@@ -219,7 +219,8 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(n / batch_size)
     schedule = (make_schedule(technique.schedule, steps_per_epoch=steps_per_epoch,
-                              num_epochs=config.num_epochs, base_lr=base_lrs[0], source="schedule")
+                              num_epochs=config.num_epochs, base_lr=base_lrs[0], source="schedule",
+                              optimizer=optimizer)
                 if technique.schedule is not None else None)
     penalty = _penalty_fn(model)
 
