@@ -68,6 +68,7 @@ class LoopConfig:
     divergence_factor: float | None = 100.0
     checkpoint_dir: str | Path | None = None
     resume: bool = False
+    initial_epoch: int = 0
 
     def __post_init__(self) -> None:
         check.int_at_least("batch_size", self.batch_size, 1)
@@ -238,7 +239,8 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     state_file = Path(config.checkpoint_dir) / STATE_FILE if config.checkpoint_dir is not None else None
     saved = load_state(state_file) if (config.resume and state_file is not None
                                        and state_file.is_file()) else None
-    start_epoch, step = (saved["epoch"] + 1, saved["step"]) if saved is not None else (0, 0)
+    start_epoch, step = ((saved["epoch"] + 1, saved["step"]) if saved is not None
+                         else (config.initial_epoch, config.initial_epoch * steps_per_epoch))
     run.epoch = start_epoch
     last_good = _copy_state(model)
     first_loss: float | None = saved.get("first_loss") if saved is not None else None

@@ -70,6 +70,7 @@ __all__ = [
     "WithWarmup",
     "FunctionSchedule",
     "TorchSchedule",
+    "as_schedule",
 ]
 
 
@@ -678,6 +679,23 @@ class TorchSchedule:
         scheduler = self._ready()
         scheduler.load_state_dict(dict(state["scheduler"]))
         self.steps = int(state["steps"])
+
+
+def as_schedule(spec: Any, interval: str | None = None, optimizer: Any = None) -> Any:
+    """What `compile`/`trainlab.fit` keep as the schedule: torch schedulers wrapped in `TorchSchedule`.
+
+    `interval` (``schedule_interval``) applies to torch schedulers only; the
+    trainlab schedules say their clock with their `per` setting.
+    """
+    if is_torch_scheduler(spec) or is_scheduler_factory(spec, interval=interval):
+        return TorchSchedule(spec, interval=interval, optimizer=optimizer)
+    if interval is not None:
+        check.choice("schedule_interval", interval, ("step", "epoch"))
+        raise InputError(
+            f"schedule_interval='{interval}' applies to torch.optim.lr_scheduler schedulers; a trainlab schedule "
+            "says its clock with its own setting, e.g. {'name': 'step', 'per': 'epoch'}. Remove schedule_interval."
+        )
+    return spec
 
 
 def is_torch_scheduler(value: Any) -> bool:
