@@ -196,7 +196,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     history.scaler = prepared.scaler
     history.version = __version__
     history.dataset = dataset.name
-    history.params["scaling"] = _scaling_note(prepared.scaler, default=scaling == "auto")
+    history.params["scaling"] = _scaling_note(prepared.scaler, entry="trainlab.fit", default=scaling == "auto")
     if verbose:
         print(f"Scaling: {history.params['scaling']}")
     if isinstance(module, Sequential) and module.compiled is None:

@@ -313,7 +313,7 @@ class Sequential(nn.Module):
                                    initial_epoch=initial_epoch)
         history = engine.train(self, engine.TrainData(xt, yt, x_val, y_val), technique, config,
                                callbacks=as_callback_list(callbacks))
-        history.params["scaling"] = _scaling_note(self.scaler, default=False)
+        history.params["scaling"] = _scaling_note(self.scaler, entry="Sequential.fit", default=False)
         if config.verbose:
             print(f"Scaling: {history.params['scaling']}")
         return history
@@ -573,14 +573,15 @@ def _layer_name(layer: nn.Module) -> str:
     return str(getattr(layer, "layer_name", None) or getattr(layer, "auto_name", None) or type(layer).__name__)
 
 
-def _scaling_note(scaler: Any, *, default: bool) -> str:
-    """What the run did to the inputs, for the run summary."""
+def _scaling_note(scaler: Any, *, entry: str, default: bool) -> str:
+    """What the run did to the inputs, for the run summary (`history.params["scaling"]`)."""
     if scaler is not None:
         kind = type(scaler).__name__.lower()
-        return f"{kind} (fitted on the training part{'; trainlab.fit default' if default else ''})"
-    if default:
-        return "none"
-    return "none (Sequential.fit uses inputs as given, as Keras does; pass scaling='standardize' to scale)"
+        note = "; trainlab.fit's default, pass scaling=None for raw inputs" if default else ""
+        return f"{kind} (fitted on the training part{note})"
+    if entry == "Sequential.fit":
+        return "none (Sequential.fit uses inputs as given, as Keras does; pass scaling='standardize' to scale)"
+    return "none (inputs used as given)"
 
 
 def _count(module: nn.Module) -> int:
