@@ -476,6 +476,8 @@ class Sequential(nn.Module):
         self._load_state(state, str(path))
 
     def _load_state(self, state: dict[str, Tensor], where: str) -> None:
+        if not self.built and self._declared_input_shape() is not None:
+            self.build()
         if not self.built:
             raise InputError(f"load weights from {where}: the model is not built yet; call model.build(input_shape) "
                              "or give the first layer input_shape=(...) first")
