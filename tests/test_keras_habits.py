@@ -8,6 +8,11 @@ trains with steps_per_epoch, initial_epoch continues a fit.
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -271,3 +276,40 @@ def test_initial_epoch_continues_a_fit():
     history = split.fit(x, y, batch_size=16, epochs=5, initial_epoch=3, shuffle=False, verbose=0, seed=0)
     assert history.epoch == [3, 4]
     assert all(np.allclose(p, q, atol=1e-6) for p, q in zip(whole.get_weights(), split.get_weights()))
+
+
+# -- the display --------------------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def fit_printing(verbose: int, stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys, "stdout", stream)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size((80, 24)))
+    x, y = classification_data()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=verbose, seed=0, validation_split=0.25)
+    monkeypatch.undo()
+    return stream.getvalue()
+
+
+def test_verbose_1_keeps_each_epoch_line_with_its_bar_within_80_columns(monkeypatch):
+    screen = fit_printing(1, Terminal(), monkeypatch)
+    kept = [part.split("\r")[-1] for part in screen.split("\n")]  # what stays on screen per line
+    assert kept[0] == "Epoch 1/2"
+    assert kept[1].startswith("6/6 " + "━" * 20) and "loss: " in kept[1] and "accuracy: " in kept[1]
+    assert kept[2].lstrip().startswith("- ") and "val_loss: " in kept[2]
+    assert kept[3] == "Epoch 2/2"
+    assert all(len(line) <= 80 for line in kept)
+    assert screen.count("\r") >= 2  # the bar was redrawn in place within the epoch
+    assert "Scaling: none (Sequential.fit uses inputs as given, as Keras does)" in screen
+
+
+def test_verbose_2_prints_one_line_per_epoch(monkeypatch):
+    lines = fit_printing(2, io.StringIO(), monkeypatch).splitlines()
+    assert [line.split(" - ")[0] for line in lines[:2]] == ["Epoch 1/2", "Epoch 2/2"]
+    assert all("val_loss: " in line for line in lines[:2]) and lines[2].startswith("Scaling: ")

@@ -579,10 +579,10 @@ def _scaling_note(scaler: Any, *, entry: str, default: bool) -> str:
     """What the run did to the inputs, for the run summary (`history.params["scaling"]`)."""
     if scaler is not None:
         kind = type(scaler).__name__.lower()
-        note = "; trainlab.fit's default, pass scaling=None for raw inputs" if default else ""
+        note = "; trainlab.fit's default" if default else ""
         return f"{kind} (fitted on the training part{note})"
     if entry == "Sequential.fit":
-        return "none (Sequential.fit uses inputs as given, as Keras does; pass scaling='standardize' to scale)"
+        return "none (Sequential.fit uses inputs as given, as Keras does)"
     return "none (inputs used as given)"
 
 
