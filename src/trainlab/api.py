@@ -60,6 +60,7 @@ class Objects:
     loss: Any = None
     schedule: Any = None
     schedule_interval: str | None = None
+    metrics: list[Any] | None = None
 
 
 def as_recipe(recipe: RecipeSpec | dict[str, Any] | None) -> RecipeSpec:
@@ -86,6 +87,11 @@ def split_recipe(recipe: RecipeSpec | dict[str, Any] | None) -> tuple[RecipeSpec
         value = plain.get(key)
         if value is not None and not isinstance(value, (str, dict)):
             setattr(objects, key, plain.pop(key))
+    metrics = plain.get("metrics")
+    if isinstance(metrics, (list, tuple)) and any(callable(m) for m in metrics):
+        objects.metrics = list(plain.pop("metrics"))  # Metric objects; checked when built
+    for key, value in plain.items():
+        _check_plain(f"recipe.{key}", value)
     try:
         validated = RecipeSpec.model_validate(plain)
     except ValidationError as error:
@@ -174,8 +180,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     technique = engine.Technique(
         loss=objects.loss if objects.loss is not None else recipe.loss if recipe.loss is not None else "auto",
         optimizer=optimizer,
-        metrics=recipe.metrics if recipe.metrics is not None else
-        (["accuracy"] if dataset.task == "classification" else ["mae"]),
+        metrics=objects.metrics if objects.metrics is not None else recipe.metrics if recipe.metrics is not None
+        else (["accuracy"] if dataset.task == "classification" else ["mae"]),
         schedule=as_schedule(objects.schedule if objects.schedule is not None else recipe.schedule,
                              objects.schedule_interval, optimizer),
         task=dataset.task,
@@ -204,6 +210,26 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         technique.loss = _resolved_loss(technique, module, prepared.data)
         module.compiled = technique
     return history
+
+
+def _check_plain(path: str, value: Any) -> None:
+    """A recipe field other than optimizer/loss/schedule holds what TOML can: names, numbers, tables."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(f"{path}.{key}", item)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(f"{path}[{i}]", item)
+        return
+    hint = ", e.g. a metric name such as 'accuracy'" if "metrics" in path else ""
+    raise InputTypeError(
+        f"{path} is a {type(value).__name__}; recipe fields hold names, numbers, true/false, lists and "
+        f"tables (as in a TOML spec). Only optimizer, loss and schedule may be Python objects. Give "
+        f"{path} as a plain value{hint}."
+    )
 
 
 def _resolved_loss(technique: engine.Technique, module: nn.Module, data: engine.TrainData) -> Any:

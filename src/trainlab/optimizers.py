@@ -118,13 +118,13 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
         built: Any = cast(Callable[..., torch.optim.Optimizer], spec)(params)
     elif isinstance(spec, (str, Mapping)):
         built = OPTIMIZERS.build(_settings(spec, source), source=source, params=params)
-    elif callable(spec):
+    elif callable(spec) and not isinstance(spec, torch.nn.Module):
         built = spec(params)
     else:
         raise InputTypeError(
             f"optimizer{_from(source)} must be a name (one of {', '.join(OPTIMIZERS.names())}), a "
             f"table with a 'name' key, an Optimizer class or a factory, got "
-            f"{type(spec).__name__} {spec!r}"
+            f"{_shown(spec)}"
         )
     if not isinstance(built, torch.optim.Optimizer):
         raise InputTypeError(
@@ -672,13 +672,14 @@ class Optimizer:
         self.spec: Any = spec
         self._lr: float | None = None
         self.torch_optimizer: torch.optim.Optimizer | None = None
+        self.source = source
         if isinstance(spec, (str, Mapping)):
             # Built once on a dummy parameter so that a typo fails now, as in Keras's compile.
             probe = optimizer(spec, [torch.nn.Parameter(torch.zeros(1))], source=source)
             self._lr = float(probe.param_groups[0]["lr"])
         elif isinstance(spec, torch.optim.Optimizer):
             self.torch_optimizer = spec
-        elif not callable(spec):
+        elif not callable(spec) or isinstance(spec, torch.nn.Module):
             optimizer(spec, [torch.nn.Parameter(torch.zeros(1))], source=source)  # raises the type error
 
     @property
@@ -693,6 +694,7 @@ class Optimizer:
     def build(self, params: Any, *, source: str | None = None) -> torch.optim.Optimizer:
         """The torch optimizer for `params`, with the learning rate set on this object."""
         spec = self.spec
+        source = self.source or source
         if isinstance(spec, (str, Mapping)):
             settings = _settings(spec, source)
             if self._lr is not None:
@@ -960,6 +962,12 @@ def _betas(name: str, betas: Any) -> tuple[float, float]:
     b1 = check.in_range(f"{name}: betas[0]", betas[0], 0, 1, open_high=True, hint=hint)
     b2 = check.in_range(f"{name}: betas[1]", betas[1], 0, 1, open_high=True, hint=hint)
     return (b1, b2)
+
+
+def _shown(value: Any) -> str:
+    """The type and, when short and on one line, the repr: a message stays one paragraph."""
+    text = repr(value)
+    return type(value).__name__ + (f" {text}" if len(text) <= 60 and "\n" not in text else "")
 
 
 def _from(source: str | None) -> str:
