@@ -19,7 +19,8 @@ exactly the batches the user's own loop would see:
 
 Batches must all have the size of the first except the last of an epoch, so
 that slicing the gathered rows reproduces them. Keras does not shuffle
-generators; neither does trainlab.
+generators; neither does trainlab. Validation batches (`validation_steps` of
+them, or all) are read once and used at the end of every epoch.
 
 Example:
     >>> import numpy as np
