@@ -159,3 +159,11 @@ def test_an_unusable_type_gets_trainlabs_one_paragraph_message():
         trainlab.fit(network(), (x, y), {"optimizer": foreign})
     with pytest.raises(InputError, match="schedule_interval must be one of"):
         trainlab.fit(network(), (x, y), {"schedule": lambda opt: None, "schedule_interval": "batch"})
+
+
+def test_a_logits_loss_after_a_softmax_layer_is_warned_about():
+    from trainlab.layers import Dense
+
+    model = Sequential([Dense(3, activation="softmax")])
+    with pytest.warns(UserWarning, match="takes logits, but the model ends in a softmax"):
+        model.compile(optimizer="sgd", loss=nn.CrossEntropyLoss())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -228,6 +229,7 @@ class Sequential(nn.Module):
         resolved = make_loss(loss, source="compile(loss=...)")
         for m in metrics or []:
             make_metric(m, loss=resolved, source="compile(metrics=...)")
+        _warn_logits(loss, self.output_activation())
         self.optimizer = Optimizer(optimizer, source="compile(optimizer=...)")
         self.compiled = engine.Technique(loss=loss, optimizer=self.optimizer, metrics=list(metrics or []),
                                          schedule=as_schedule(schedule, schedule_interval, self.optimizer))
@@ -569,6 +571,18 @@ def _refuse_h5(path: Path, where: str, alternative: str) -> None:
 
 def _state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _warn_logits(loss: Any, activation: str | None) -> None:
+    """A torch loss that takes logits after a softmax/sigmoid layer trains on the wrong numbers."""
+    takes_logits = (nn.CrossEntropyLoss, nn.BCEWithLogitsLoss)
+    if isinstance(loss, takes_logits) and activation in ("softmax", "sigmoid"):
+        warnings.warn(
+            f"compile(loss={type(loss).__name__}()) takes logits, but the model ends in a {activation}, so the loss "
+            f"would get probabilities. Remove the last layer's activation (PyTorch's convention), or use "
+            f"loss='sparse_categorical_crossentropy' / 'binary_crossentropy', which fuse the {activation} stably.",
+            stacklevel=3,
+        )
 
 
 def _layer_name(layer: nn.Module) -> str:
