@@ -312,10 +312,12 @@ def test_optimizer_accepts_a_class_a_factory_and_a_module():
     assert len(drained.param_groups[0]["params"]) == 2 and drained.defaults["fused"] is True
 
 
-def test_optimizer_rejects_a_built_optimizer_and_a_factory_that_returns_something_else():
+def test_optimizer_rejects_a_foreign_built_optimizer_and_a_factory_that_returns_something_else():
     w = torch.nn.Parameter(torch.zeros(2))
+    mine = torch.optim.SGD([w])
+    assert optimizer(mine, [w]) is mine  # built on the model's parameters: used as it is (issue 11)
     with pytest.raises(InputTypeError, match="already built SGD"):
-        optimizer(torch.optim.SGD([w]), [w])
+        optimizer(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))]), [w])
     with pytest.raises(InputTypeError, match="must return a torch.optim.Optimizer, got str"):
         optimizer(lambda params: "adam", [w])
     with pytest.raises(InputTypeError, match="optimizer must be a name"):

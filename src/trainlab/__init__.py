@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from trainlab import callbacks, data, datasets, layers  # noqa: E402
 from trainlab.api import fit, run_spec  # noqa: E402
-from trainlab.models import Sequential  # noqa: E402
+from trainlab.models import Sequential, load_model  # noqa: E402
 from trainlab.runs import load  # noqa: E402
 
-__all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "run_spec", "__version__"]
+__all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "load_model", "run_spec",
+           "__version__"]

@@ -26,13 +26,17 @@ from pydantic import ValidationError
 from torch import nn
 
 from trainlab import __version__, engine
+from trainlab.batches import from_torch, is_batch_stream
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.data import Dataset, as_dataset, split_validation
 from trainlab.data import scaler as make_scaler
-from trainlab.errors import InputError
+from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Layer
-from trainlab.models import Sequential
+from trainlab.losses import loss as make_loss
+from trainlab.models import Sequential, _scaling_note
+from trainlab.optimizers import Optimizer
 from trainlab.runs import CHECKPOINT_DIR, RunResult, run_folder, write_run
+from trainlab.schedules import as_schedule
 from trainlab.spec import DataSpec, FitSpec, ModelSpec, RecipeSpec, format_validation_error, spec_to_dict
 
 
@@ -45,17 +49,58 @@ class Prepared:
     dataset: Dataset
 
 
+# Recipe fields that may hold Python objects (a torch optimizer, loss module or scheduler, a
+# function) in `trainlab.fit`; a TOML spec holds names and tables only.
+OBJECT_FIELDS = ("optimizer", "loss", "schedule")
+
+
+@dataclass
+class Objects:
+    """The recipe's techniques given as objects, kept apart from the validated (JSON-able) recipe."""
+
+    optimizer: Any = None
+    loss: Any = None
+    schedule: Any = None
+    schedule_interval: str | None = None
+    metrics: list[Any] | None = None
+
+
 def as_recipe(recipe: RecipeSpec | dict[str, Any] | None) -> RecipeSpec:
+    return split_recipe(recipe)[0]
+
+
+def split_recipe(recipe: RecipeSpec | dict[str, Any] | None) -> tuple[RecipeSpec, Objects]:
+    """The validated recipe, and the techniques given as objects (validated by their own builders).
+
+    A torch optimizer, loss module or lr scheduler (or a factory or function)
+    cannot be written to TOML, so it is checked where it is built, with
+    trainlab's own message, instead of by the spec's schema.
+    """
+    objects = Objects()
     if recipe is None:
-        return RecipeSpec()
+        return RecipeSpec(), objects
     if isinstance(recipe, RecipeSpec):
-        return recipe
+        return recipe, objects
     if not isinstance(recipe, dict):
-        raise InputError(f"recipe must be a dict or RecipeSpec, got {type(recipe).__name__}")
+        raise InputTypeError(f"recipe must be a dict or RecipeSpec, got {type(recipe).__name__}")
+    plain = dict(recipe)
+    objects.schedule_interval = plain.pop("schedule_interval", None)
+    for key in OBJECT_FIELDS:
+        value = plain.get(key)
+        if value is not None and not isinstance(value, (str, dict)):
+            setattr(objects, key, plain.pop(key))
+    metrics = plain.get("metrics")
+    if isinstance(metrics, (list, tuple)) and any(callable(m) for m in metrics):
+        objects.metrics = list(plain.pop("metrics"))  # Metric objects; checked when built
+    for key, value in plain.items():
+        _check_plain(f"recipe.{key}", value)
     try:
-        return RecipeSpec.model_validate(recipe)
+        validated = RecipeSpec.model_validate(plain)
     except ValidationError as error:
         raise InputError(format_validation_error(error, "recipe")) from None
+    if objects.loss is not None:
+        make_loss(objects.loss, source="recipe.loss")
+    return validated, objects
 
 
 def as_model(model: Any) -> nn.Module:
@@ -114,14 +159,23 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
 
     Args:
         model: a torch.nn.Module, a trainlab.Sequential, or a list of layers.
-        data: a bundled data set's name ("iris"), a .csv/.npz path, a pair (x, y), or a Dataset.
+        data: a bundled data set's name ("iris"), a .csv/.npz path, a pair (x, y), a Dataset,
+            or a torch TensorDataset or DataLoader over one (its batch size and shuffling are used).
         recipe: a RecipeSpec or a dict of its fields (optimizer, schedule, loss, metrics,
-            batch_size, num_epochs, early_stopping, seed, ...).
+            batch_size, num_epochs, early_stopping, seed, ...). In a dict, `optimizer`, `loss`
+            and `schedule` may also be objects: a torch optimizer built on the model's
+            parameters or a factory ``lambda params: SGD(params, ...)``, a torch loss module or a
+            function ``(output, target) -> loss``, a `torch.optim.lr_scheduler` scheduler or
+            factory; ``schedule_interval`` ("step" or "epoch") says when a torch scheduler steps.
         validation_split: last fraction of the samples held out (Keras semantics); None for none.
         validation_data: an explicit validation set instead of the split.
         stratify: take a stratified random validation part instead of the last samples.
-        scaling: "auto" (standardize float features), "standardize", "minmax" or None;
-            fitted on the training part only and kept on the model as `model.scaler`.
+        scaling: "auto" (the default: standardize float features), "standardize", "minmax"
+            or None; fitted on the training part only and kept on the model as `model.scaler`.
+            Unlike `Sequential.fit`, which uses inputs as given (as Keras does), trainlab.fit
+            standardizes by default; pass scaling=None to train on the raw inputs (as a
+            hand-written PyTorch loop does). The run summary (`history.params["scaling"]`,
+            printed with verbose) says which.
         callbacks: one callback or a list, in addition to the recipe's early stopping.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         checkpoint_dir: where the resumable state is saved after every epoch.
@@ -134,7 +188,9 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
         `.stop_reason`, `.recipe`, `.model`, `.scaler` and `.version`.
     """
-    recipe = as_recipe(recipe)
+    recipe, objects = split_recipe(recipe)
+    data, loader = _from_batches(data, recipe)
+    recipe = loader or recipe
     dataset = as_dataset(data, source="data")
     if recipe.early_stopping is not None:
         from trainlab.spec import check_monitor, recorded_names
@@ -146,7 +202,17 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                        stratify=stratify, scaling=scaling, seed=recipe.seed, sample_weight=sample_weight,
                        class_weight=class_weight)
     module.scaler = prepared.scaler
-    technique = _technique(recipe, dataset)
+    optimizer = Optimizer(objects.optimizer if objects.optimizer is not None else recipe.optimizer,
+                          source="recipe.optimizer")
+    technique = engine.Technique(
+        loss=objects.loss if objects.loss is not None else recipe.loss if recipe.loss is not None else "auto",
+        optimizer=optimizer,
+        metrics=objects.metrics if objects.metrics is not None else recipe.metrics if recipe.metrics is not None
+        else (["accuracy"] if dataset.task == "classification" else ["mae"]),
+        schedule=as_schedule(objects.schedule if objects.schedule is not None else recipe.schedule,
+                             objects.schedule_interval, optimizer),
+        task=dataset.task,
+    )
     all_callbacks = as_callback_list(callbacks)
     if recipe.early_stopping is not None:
         all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
@@ -156,12 +222,74 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                                clip_grad_value=recipe.clip_grad_value,
                                divergence_factor=recipe.divergence_factor,
                                checkpoint_dir=checkpoint_dir, resume=resume)
+    if isinstance(module, Sequential):
+        module.optimizer = optimizer  # as after Keras's compile: callbacks may steer its learning_rate
     history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
     history.recipe = recipe
     history.scaler = prepared.scaler
     history.version = __version__
     history.dataset = dataset.name
+    history.params["scaling"] = _scaling_note(prepared.scaler, entry="trainlab.fit", default=scaling == "auto")
+    if verbose:
+        print(f"Scaling: {history.params['scaling']}")
+    if isinstance(module, Sequential) and module.compiled is None:
+        # Saved with the model, so that trainlab.load(run_dir) comes back ready to evaluate.
+        technique.loss = _resolved_loss(technique, module, prepared.data)
+        module.compiled = technique
     return history
+
+
+def _check_plain(path: str, value: Any) -> None:
+    """A recipe field other than optimizer/loss/schedule holds what TOML can: names, numbers, tables."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(f"{path}.{key}", item)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(f"{path}[{i}]", item)
+        return
+    hint = ", e.g. a metric name such as 'accuracy'" if "metrics" in path else ""
+    raise InputTypeError(
+        f"{path} is a {type(value).__name__}; recipe fields hold names, numbers, true/false, lists and "
+        f"tables (as in a TOML spec). Only optimizer, loss and schedule may be Python objects. Give "
+        f"{path} as a plain value{hint}."
+    )
+
+
+def _resolved_loss(technique: engine.Technique, module: nn.Module, data: engine.TrainData) -> Any:
+    if technique.loss != "auto":
+        return technique.loss
+    out = engine.probe_outputs(module, data.x[:2].to(next(module.parameters()).device))
+    return engine.auto_loss(technique.task, data.y, out.shape[-1] if out.dim() > 1 else 1)
+
+
+def _from_batches(data: Any, recipe: RecipeSpec) -> tuple[Any, RecipeSpec | None]:
+    """A TensorDataset or a DataLoader over one as (x, y); the loader's batch size and shuffling join the recipe."""
+    found = from_torch(data, where="data")
+    if found is None:
+        if is_batch_stream(data):
+            raise InputTypeError(
+                "trainlab.fit takes data in memory (a name, a path, (x, y), a TensorDataset or a DataLoader over "
+                f"one); got a {type(data).__name__} of batches. Use Sequential.fit(x=...) for generators, or "
+                "gather the batches into arrays."
+            )
+        return data, None
+    if found.y is None:
+        raise InputError("data: the TensorDataset holds inputs only; trainlab.fit needs (x, y)")
+    if found.batch_size is None:
+        return (found.x, found.y), None
+    given = recipe.model_fields_set
+    if "batch_size" in given and recipe.batch_size != found.batch_size:
+        raise InputError(f"recipe.batch_size={recipe.batch_size} but the DataLoader gives batches of "
+                         f"{found.batch_size}; leave batch_size out of the recipe, or change the DataLoader")
+    if "shuffle" in given and recipe.shuffle != found.shuffle:
+        raise InputError(f"recipe.shuffle={recipe.shuffle} but the DataLoader has shuffle={found.shuffle}; "
+                         "say it in one place")
+    return (found.x, found.y), recipe.model_copy(update={"batch_size": found.batch_size,
+                                                         "shuffle": bool(found.shuffle)})
 
 
 def dataset_from_spec(spec: DataSpec) -> Dataset:

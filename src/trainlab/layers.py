@@ -61,8 +61,11 @@ class Layer(nn.Module):
     """
 
     def __init__(self, *, name: str | None = None, input_shape: Sequence[int] | None = None,
-                 **config: Any) -> None:
+                 trainable: bool = True, **config: Any) -> None:
         super().__init__()
+        if not isinstance(trainable, bool):
+            raise InputError(f"{type(self).__name__}: trainable must be true or false, got {trainable!r}")
+        self._trainable = trainable
         self.layer_name = name
         self.auto_name: str | None = None
         self.built = False
@@ -71,6 +74,8 @@ class Layer(nn.Module):
         self._config = {k: v for k, v in config.items()}
         if name is not None:
             self._config["name"] = name
+        if not trainable:
+            self._config["trainable"] = False
         if input_shape is not None:
             if isinstance(input_shape, int):
                 input_shape = (input_shape,)
@@ -127,6 +132,8 @@ class Layer(nn.Module):
         self.build(shape)
         self.to(device=x.device)
         self.built = True
+        if not self._trainable:
+            self.trainable = False  # weights made by build are frozen too
 
     def check_input(self, shape: Shape) -> None:
         """Raise InputError when inputs of `shape` cannot go through this layer."""
@@ -138,6 +145,64 @@ class Layer(nn.Module):
     @property
     def display_name(self) -> str:
         return self.layer_name or self.auto_name or type(self).__name__.lower()
+
+    @property
+    def name(self) -> str:
+        """Keras's layer name: the one given, else the automatic one (dense, dense_1, ... in a model)."""
+        return self.display_name
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates this layer's weights (Keras's `layer.trainable`).
+
+        Setting it to False freezes the weights: they get no gradient, and the
+        optimizer of the next fit leaves them out. A frozen BatchNormalization
+        also runs in inference mode (its moving statistics stay as they are),
+        as in Keras.
+        """
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise InputError(f"layer '{self.display_name}': trainable must be True or False, got {value!r}")
+        self._trainable = value
+        for param in self.parameters():
+            param.requires_grad_(value)
+        for sub in self.modules():
+            if isinstance(sub, Layer) and sub is not self:
+                sub._trainable = value
+        if value:
+            self._config.pop("trainable", None)
+        else:
+            self._config["trainable"] = False
+
+    def get_weights(self) -> list[Any]:
+        """The layer's weights (parameters, then running statistics) as NumPy arrays, torch layout.
+
+        The order and shapes are those of the layer's `state_dict`: a Dense
+        kernel is (units, input features), torch's layout, where Keras's is the
+        transpose. `Sequential.get_weights` is the concatenation over layers.
+        """
+        return [t.detach().cpu().numpy().copy() for t in self.state_dict().values()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the weights from arrays in `get_weights`'s order and shapes."""
+        state = self.state_dict()
+        if not state and not self.built:
+            raise InputError(f"layer '{self.display_name}' has no weights yet: it is built on its first input. "
+                             "Build the model first (model.build(input_shape) or a fit).")
+        if len(weights) != len(state):
+            raise InputError(f"layer '{self.display_name}'.set_weights got {len(weights)} arrays; "
+                             f"the layer has {len(state)} ({', '.join(state)})")
+        new = {}
+        for (key, current), value in zip(state.items(), weights):
+            tensor = torch.as_tensor(value, dtype=current.dtype)
+            if tuple(tensor.shape) != tuple(current.shape):
+                raise InputError(f"layer '{self.display_name}'.set_weights: '{key}' has shape "
+                                 f"{tuple(current.shape)}, got an array of shape {tuple(tensor.shape)}")
+            new[key] = tensor
+        self.load_state_dict(new)
 
     def get_config(self) -> dict[str, Any]:
         return dict(self._config)
@@ -354,8 +419,10 @@ class BatchNormalization(Layer):
 
     def call(self, x: Tensor) -> Tensor:
         moved = x.movedim(-1, 1) if x.dim() > 2 else x
+        # A frozen BatchNormalization runs in inference mode (Keras 3): moving statistics stay put.
+        training = self.training and self.trainable
         y = F.batch_norm(moved, self.running_mean, self.running_var,  # type: ignore[arg-type]
-                         self.weight, self.bias, self.training, 1.0 - self.momentum, self.epsilon)
+                         self.weight, self.bias, training, 1.0 - self.momentum, self.epsilon)
         return y.movedim(1, -1) if x.dim() > 2 else y
 
 

@@ -518,6 +518,11 @@ class CustomLoss(Loss):
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
             y_true = y_true.unsqueeze(-1)
+        elif (y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] > 1 and y_true.is_floating_point()
+              and self.target_dtype == torch.float32):
+            # One target per row against several outputs can only be class labels: a function
+            # written for PyTorch (F.cross_entropy) takes them as int64, as they came in.
+            y_true = y_true.long()
         value = self.fn(y_pred, y_true)
         if not isinstance(value, Tensor) or value.ndim != 0:
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__

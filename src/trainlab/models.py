@@ -19,19 +19,29 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import warnings
+import zipfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import load_file, save_file
+from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
-from trainlab import check, engine
+from trainlab import __version__, check, engine
+from trainlab.batches import Gathered, from_torch, gather, is_batch_stream
 from trainlab.callbacks import Callback, History, as_callback_list
 from trainlab.datasets import Dataset, from_arrays, scaler_from_dict, split_validation
 from trainlab.datasets import scaler as make_scaler
-from trainlab.errors import InputError, InputTypeError
+from trainlab.errors import InputError, InputTypeError, did_you_mean
 from trainlab.layers import Embedding, Layer, layer_config, layer_from_config
+from trainlab.optimizers import Optimizer
+from trainlab.schedules import as_schedule
 
 
 class Sequential(nn.Module):
@@ -42,6 +52,7 @@ class Sequential(nn.Module):
         self.name = name or "sequential"
         self.layers = nn.ModuleList()
         self.compiled: engine.Technique | None = None
+        self.optimizer: Optimizer | None = None  # set by compile, as in Keras
         self.scaler: Any = None
         self.stop_training = False
         for layer in layers or []:
@@ -59,6 +70,32 @@ class Sequential(nn.Module):
             )
         self.layers.append(layer)
         self._name_layers()
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> nn.Module:
+        """The layer called `name` (automatic names too: 'dense', 'dense_1', ...) or at `index`."""
+        if (name is None) == (index is None):
+            raise InputError("get_layer takes a name or an index, exactly one of them")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise InputError(f"get_layer(index={index}): the model has {len(self.layers)} layers")
+            return self.layers[index]
+        names = [_layer_name(layer) for layer in self.layers]
+        if name not in names:
+            raise InputError(f"no layer named '{name}'. Layers: {', '.join(names)}.{did_you_mean(str(name), names)}")
+        return self.layers[names.index(name)]
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes every layer (Keras's `model.trainable`); True unfreezes them all."""
+        return all(p.requires_grad for p in self.parameters())
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for layer in self.layers:
+            if isinstance(layer, Layer):
+                layer.trainable = value
+            else:
+                layer.requires_grad_(value)
 
     def _name_layers(self) -> None:
         counts: dict[str, int] = {}
@@ -133,8 +170,7 @@ class Sequential(nn.Module):
         self.build()
         rows = []
         for layer in self.layers:
-            name = (getattr(layer, "layer_name", None) or getattr(layer, "auto_name", None)
-                    or type(layer).__name__)
+            name = _layer_name(layer)
             shape = getattr(layer, "output_shape", None)
             shown = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
             count = _count(layer)
@@ -162,23 +198,57 @@ class Sequential(nn.Module):
 
     # -- Keras-style training ---------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None,
-                schedule: Any = None) -> None:
-        """Choose optimizer, loss and metrics (names, tables or objects), as in Keras."""
+                schedule: Any = None, *, schedule_interval: str | None = None) -> None:
+        """Choose optimizer, loss and metrics (names, tables or objects), as in Keras.
+
+        Args:
+            optimizer: a name ("adam"), a table ``{"name": "adam", "learning_rate": 1e-3}``
+                (``lr`` or ``learning_rate``), a `trainlab.optimizers` object
+                (``Adam(learning_rate=1e-3)``), a torch optimizer built on this
+                model's parameters, an optimizer class, or a factory
+                ``lambda params: torch.optim.SGD(params, lr=0.1)``. Afterwards
+                `model.optimizer` holds it; callbacks read and set
+                ``self.model.optimizer.learning_rate``.
+            loss: a name, a table, a `trainlab.losses.Loss`, a torch loss module
+                (``nn.CrossEntropyLoss(label_smoothing=0.1)``) or a function
+                ``(output, target) -> loss``. A torch loss takes what the last
+                layer outputs: with ``nn.CrossEntropyLoss``, end the model without
+                a softmax (logits), as in PyTorch.
+            metrics: names, tables or Metric objects.
+            schedule: a trainlab schedule (name, table, object, ``step -> multiplier``)
+                or a `torch.optim.lr_scheduler` scheduler or factory ``optimizer -> scheduler``.
+            schedule_interval: for a torch scheduler, ``"step"`` (once per batch)
+                or ``"epoch"``; see `trainlab.schedules.TorchSchedule`.
+        """
         if loss is None:
             raise InputError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy' or 'mse'")
         # Resolve the names now so a typo fails at compile time, as in Keras.
         from trainlab.losses import loss as make_loss
         from trainlab.metrics import metric as make_metric
-        from trainlab.optimizers import OPTIMIZERS
 
         resolved = make_loss(loss, source="compile(loss=...)")
         for m in metrics or []:
             make_metric(m, loss=resolved, source="compile(metrics=...)")
-        if isinstance(optimizer, (str, dict)):
-            OPTIMIZERS.entry(optimizer if isinstance(optimizer, str) else optimizer.get("name", ""),
-                             source="compile(optimizer=...)")
-        self.compiled = engine.Technique(loss=loss, optimizer=optimizer, metrics=list(metrics or []),
-                                         schedule=schedule)
+        _warn_logits(loss, self.output_activation())
+        self.optimizer = Optimizer(optimizer, source="compile(optimizer=...)")
+        self.compiled = engine.Technique(loss=loss, optimizer=self.optimizer, metrics=list(metrics or []),
+                                         schedule=as_schedule(schedule, schedule_interval, self.optimizer))
+
+    def compile_config(self) -> dict[str, Any] | None:
+        """The compile arguments as JSON (saved with the model), or None when one of them is an object."""
+        technique = self.compiled
+        if technique is None:
+            return None
+        named = (str, dict)
+        parts = [technique.loss, technique.schedule, *technique.metrics]
+        optimizer = technique.optimizer
+        if not all(p is None or isinstance(p, named) for p in parts) or not (
+                isinstance(optimizer, named) or (isinstance(optimizer, Optimizer)
+                                                 and isinstance(optimizer.spec, named))):
+            return None
+        config = optimizer.get_config() if isinstance(optimizer, Optimizer) else optimizer
+        return {"optimizer": config, "loss": technique.loss, "metrics": list(technique.metrics),
+                "schedule": technique.schedule}
 
     def _technique(self) -> engine.Technique:
         if self.compiled is None:
@@ -188,20 +258,39 @@ class Sequential(nn.Module):
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: int | str = "auto", callbacks: Callback | Sequence[Callback] | None = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
-            *, seed: int | None = None, stratify: bool = False, scaling: Any = None,
-            device: str = "auto", sample_weight: Any = None, class_weight: dict[int, float] | None = None,
-            initial_epoch: int = 0) -> History:
+            *, initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            seed: int | None = None, stratify: bool = False, scaling: Any = None,
+            device: str = "auto", sample_weight: Any = None,
+            class_weight: dict[int, float] | None = None) -> History:
         """Train for `epochs` epochs (Keras semantics); returns the History.
 
-        `validation_split` takes the last fraction of the samples before any
-        shuffling (Keras); `stratify=True` takes a stratified random part
-        instead. `scaling` ("standardize", "minmax") is fitted on the training
-        part only and kept on the model, so `predict` and `evaluate` use it.
+        Inputs are used as given, as in Keras: no scaling unless `scaling`
+        ("standardize", "minmax") is passed. (`trainlab.fit` standardizes float
+        features by default.) A scaler is fitted on the training part only and
+        kept on the model, so `predict` and `evaluate` use it.
+
+        `x` may be arrays or tensors with `y`; a Dataset; a torch TensorDataset
+        or DataLoader; a generator or iterable of ``(x, y)`` batches, with
+        `steps_per_epoch` batches per epoch (see `trainlab.batches` for when
+        such data is accepted). `validation_split` takes the last fraction of
+        the samples before any shuffling (Keras); `stratify=True` takes a
+        stratified random part instead. `validation_data` may be batches too,
+        `validation_steps` of them. `initial_epoch` is the epoch to start at
+        (to continue an earlier fit): epochs initial_epoch .. epochs - 1 run.
         """
         technique = self._technique()
         if batch_size is not None:
             check.int_at_least("batch_size", batch_size, 1, "Leave it None for Keras's default of 32.")
-        data = _as_xy(x, y, "fit", tokens=self._takes_tokens())
+        train = self._gathered(x, y, "fit", steps_per_epoch=steps_per_epoch,
+                               num_epochs=max(epochs - initial_epoch, 1))
+        if train.batch_size is not None:
+            if batch_size is not None and batch_size != train.batch_size:
+                raise InputError(f"fit(batch_size={batch_size}) but the data comes in batches of "
+                                 f"{train.batch_size}; leave batch_size out when x gives batches")
+            batch_size = train.batch_size
+        if train.shuffle is not None:
+            shuffle = train.shuffle
+        data = _as_xy(train.x, train.y, "fit", tokens=self._takes_tokens())
         x_val = y_val = None
         xt, yt = data.x, data.y
         weights = engine.config.check_weights(
@@ -210,7 +299,12 @@ class Sequential(nn.Module):
         if validation_data is not None:
             if validation_split:
                 raise InputError("give validation_split or validation_data, not both")
-            val = _as_xy(*_pair(validation_data), "validation_data", tokens=self._takes_tokens())
+            if isinstance(validation_data, (tuple, list, Dataset)) and not is_batch_stream(validation_data):
+                val = _as_xy(*_pair(validation_data), "validation_data", tokens=self._takes_tokens())
+            else:
+                gathered = self._gathered(validation_data, None, "validation_data",
+                                          steps_per_epoch=validation_steps, num_epochs=1)
+                val = _as_xy(gathered.x, gathered.y, "validation_data", tokens=self._takes_tokens())
             x_val, y_val = val.x, val.y
         elif validation_split:
             rows = torch.arange(xt.shape[0]).unsqueeze(1)
@@ -226,12 +320,33 @@ class Sequential(nn.Module):
                 self.scaler.fit(xt)
         xt = self._scale(xt)
         x_val = self._scale(x_val) if x_val is not None else None
+        check.int_at_least("fit: initial_epoch", initial_epoch, 0)
         config = engine.LoopConfig(batch_size=batch_size or 32, num_epochs=epochs, shuffle=shuffle,
                                    seed=seed, device=device, verbose=_verbosity(verbose),
                                    initial_epoch=initial_epoch)
         history = engine.train(self, engine.TrainData(xt, yt, x_val, y_val, sample_weight=weights), technique, config,
                                callbacks=as_callback_list(callbacks))
+        history.params["scaling"] = _scaling_note(self.scaler, entry="Sequential.fit", default=False)
+        if config.verbose:
+            print(f"Scaling: {history.params['scaling']}")
         return history
+
+    def _gathered(self, x: Any, y: Any, where: str, *, steps_per_epoch: int | None,
+                  num_epochs: int) -> Gathered:
+        if y is None:
+            found = from_torch(x, where=where)
+            if found is not None:
+                return found
+            if is_batch_stream(x):
+                gathered = gather(x, steps_per_epoch=steps_per_epoch, num_epochs=num_epochs, where=where)
+                if gathered.shuffle is None:
+                    gathered = Gathered(gathered.x, gathered.y, gathered.batch_size, False)
+                return gathered
+        if steps_per_epoch is not None:
+            raise InputError(f"{where}: steps_per_epoch/validation_steps/steps apply to data given in batches "
+                             "(a generator, a list of (x, y) batches, a DataLoader); with arrays, every sample is "
+                             "used each epoch")
+        return Gathered(x, y)
 
     def _takes_tokens(self) -> bool:
         return bool(self.layers) and isinstance(self.layers[0], Embedding)
@@ -240,12 +355,16 @@ class Sequential(nn.Module):
         return self.scaler.transform(x) if self.scaler is not None else x
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
-                 sample_weight: Any = None, return_dict: bool = False) -> Any:
+                 sample_weight: Any = None, return_dict: bool = False, *, steps: int | None = None) -> Any:
         """Loss (and metrics) on (x, y); a float, a list [loss, *metrics], or a dict.
 
-        With `sample_weight`, the loss is sum_i w_i * loss_i / N (Keras)."""
+        With `sample_weight`, the loss is sum_i w_i * loss_i / N (Keras).
+        `x` may also be batches (a DataLoader, a TensorDataset, a generator of
+        ``(x, y)``: `steps` of them, or until it ends).
+        """
         technique = self._technique()
-        data = _as_xy(x, y, "evaluate", tokens=self._takes_tokens())
+        gathered = self._gathered(x, y, "evaluate", steps_per_epoch=steps, num_epochs=1)
+        data = _as_xy(gathered.x, gathered.y, "evaluate", tokens=self._takes_tokens())
         device = _device_of(self)
         xs = self._scale(data.x.to(device))
         out = engine.probe_outputs(self, xs)
@@ -264,8 +383,15 @@ class Sequential(nn.Module):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
-        """The model's outputs on x as a NumPy array (scaling applied, eval mode)."""
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", *,
+                steps: int | None = None) -> np.ndarray:
+        """The model's outputs on x as a NumPy array (scaling applied, eval mode).
+
+        `x` may also be batches (a DataLoader, a TensorDataset, a generator of
+        ``x`` or ``(x, y)``: `steps` of them, or until it ends).
+        """
+        if not isinstance(x, (np.ndarray, Tensor, Dataset)):
+            x = self._gathered(x, None, "predict", steps_per_epoch=steps, num_epochs=1).x
         tensor = _as_x(x, tokens=self._takes_tokens())
         xs = self._scale(tensor.to(_device_of(self)))
         if not self.built:
@@ -296,6 +422,9 @@ class Sequential(nn.Module):
             config["input_shape"] = list(first.input_shape)
         if self.scaler is not None:
             config["scaler"] = self.scaler.to_dict()
+        compiled = self.compile_config()
+        if compiled is not None:
+            config["compile"] = compiled
         return config
 
     @classmethod
@@ -306,10 +435,185 @@ class Sequential(nn.Module):
             model.scaler = scaler_from_dict(config["scaler"])
         if config.get("input_shape") is not None:
             model.build(config["input_shape"])
+        if config.get("compile") is not None:
+            model.compile(**{k: v for k, v in config["compile"].items() if v is not None})
         return model
+
+    # -- files (no pickle: JSON for the config, safetensors for the weights) ----
+    def save(self, filepath: str | Path) -> None:
+        """Write the model to a ``.keras`` file: a zip of JSON config and safetensors weights.
+
+        As Keras's format, it holds the architecture, the compile arguments
+        (when they are names or tables) and the weights, and
+        `trainlab.models.load_model` rebuilds it, compiled; unlike Keras's, the
+        weights are safetensors and nothing in it is executable. The optimizer's
+        moments are not saved: a loaded model's next fit starts them afresh.
+        """
+        path = Path(filepath)
+        _refuse_h5(path, "save", ".keras")
+        if path.suffix != ".keras":
+            raise InputError(f"save('{path}'): a model file ends in .keras (a zip of JSON config and safetensors "
+                             "weights); for the weights alone use save_weights('....weights.safetensors')")
+        self.build()
+        config = {"format": MODEL_FORMAT, "trainlab_version": __version__, **self.get_config()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(CONFIG_ENTRY, json.dumps(config, indent=2))
+            archive.writestr(WEIGHTS_ENTRY, save_safetensors(_state(self)))
+            archive.writestr("metadata.json", json.dumps({"trainlab_version": __version__,
+                                                          "weights_format": "safetensors"}))
+        os.replace(tmp, path)
+
+    def save_weights(self, filepath: str | Path) -> None:
+        """Write the weights alone to a ``.safetensors`` file (Keras: ``.weights.h5``)."""
+        path = Path(filepath)
+        _refuse_h5(path, "save_weights", ".weights.safetensors")
+        if path.suffix != ".safetensors":
+            raise InputError(f"save_weights('{path}'): weights files end in .safetensors, e.g. "
+                             "'model.weights.safetensors'")
+        self.build()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file(_state(self), str(tmp), metadata={"format": "pt", "trainlab": __version__})
+        os.replace(tmp, path)
+
+    def load_weights(self, filepath: str | Path) -> None:
+        """Read weights written by `save_weights` (or the weights inside a ``.keras`` file)."""
+        path = Path(filepath)
+        _refuse_h5(path, "load_weights", ".weights.safetensors")
+        if not path.is_file():
+            raise InputError(f"load_weights: '{path}' does not exist")
+        if path.suffix == ".keras":
+            state = _read_keras(path)[1]
+        else:
+            try:
+                state = load_file(str(path))
+            except Exception as error:  # safetensors raises its own error types on a bad header
+                raise InputError(f"{path} is not a valid safetensors file: {error}") from None
+        self._load_state(state, str(path))
+
+    def _load_state(self, state: dict[str, Tensor], where: str) -> None:
+        if not self.built and self._declared_input_shape() is not None:
+            self.build()
+        if not self.built:
+            raise InputError(f"load weights from {where}: the model is not built yet; call model.build(input_shape) "
+                             "or give the first layer input_shape=(...) first")
+        mine = self.state_dict()
+        if set(state) != set(mine) or any(state[k].shape != mine[k].shape for k in mine):
+            raise InputError(f"the weights in {where} do not fit this model: it has "
+                             f"{[(k, tuple(v.shape)) for k, v in mine.items()]}, the file has "
+                             f"{[(k, tuple(v.shape)) for k, v in state.items()]}")
+        self.load_state_dict(state)
 
     def to_json(self) -> str:
         return json.dumps(self.get_config())
+
+
+MODEL_FORMAT = "trainlab.Sequential"
+CONFIG_ENTRY = "config.json"
+WEIGHTS_ENTRY = "model.weights.safetensors"
+
+
+def load_model(filepath: str | Path, *, compile: bool = True) -> Sequential:
+    """Rebuild a model saved by `Sequential.save` (a ``.keras`` file), or a run or model folder.
+
+    It comes back compiled when it was saved compiled (pass ``compile=False``
+    to skip that), so `evaluate` works at once. Only JSON and safetensors are
+    read: loading a file from someone else runs none of their code.
+
+    Example:
+        >>> import tempfile, os
+        >>> from trainlab.layers import Dense
+        >>> model = Sequential([Dense(2, input_shape=(3,))])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
+        >>> model.save(path)
+        >>> loaded = load_model(path)
+        >>> loaded.optimizer.name, [w.shape for w in loaded.get_weights()]
+        ('sgd', [(2, 3), (2,)])
+    """
+    path = Path(filepath)
+    _refuse_h5(path, "load_model", ".keras")
+    if path.suffix != ".keras":
+        from trainlab.runs import load
+
+        model = load(path)
+        if not compile:
+            model.compiled = model.optimizer = None
+        return model
+    if not path.is_file():
+        raise InputError(f"load_model: '{path}' does not exist")
+    config, state = _read_keras(path)
+    if not compile:
+        config.pop("compile", None)
+    model = Sequential.from_config(config)
+    model._load_state(state, str(path))
+    model.eval()
+    return model
+
+
+def _read_keras(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if CONFIG_ENTRY not in names or WEIGHTS_ENTRY not in names:
+                raise InputError(f"{path} is not a trainlab .keras file: it needs {CONFIG_ENTRY} and {WEIGHTS_ENTRY}"
+                                 + (" (a Keras-written .keras file holds HDF5 weights, which trainlab does not read)"
+                                    if "model.weights.h5" in names else ""))
+            config = json.loads(archive.read(CONFIG_ENTRY))
+            state = load_safetensors(archive.read(WEIGHTS_ENTRY))
+    except zipfile.BadZipFile:
+        raise InputError(f"{path} is not a .keras file (not a zip archive)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: {CONFIG_ENTRY} is not valid JSON: {error}") from None
+    except InputError:
+        raise
+    except Exception as error:  # safetensors raises its own error types on a bad header
+        raise InputError(f"{path}: the weights are not a valid safetensors file: {error}") from None
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        raise InputError(f"{path}: {CONFIG_ENTRY} does not describe a {MODEL_FORMAT}")
+    return config, state
+
+
+def _refuse_h5(path: Path, where: str, alternative: str) -> None:
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise InputError(
+            f"{where}('{path}'): trainlab does not write or read HDF5 (.h5) files. Use '{path.stem.removesuffix('.weights')}"
+            f"{alternative}' instead: JSON for the configuration and safetensors for the weights, so that "
+            "loading a file never runs code."
+        )
+
+
+def _state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _warn_logits(loss: Any, activation: str | None) -> None:
+    """A torch loss that takes logits after a softmax/sigmoid layer trains on the wrong numbers."""
+    takes_logits = (nn.CrossEntropyLoss, nn.BCEWithLogitsLoss)
+    if isinstance(loss, takes_logits) and activation in ("softmax", "sigmoid"):
+        warnings.warn(
+            f"compile(loss={type(loss).__name__}()) takes logits, but the model ends in a {activation}, so the loss "
+            f"would get probabilities. Remove the last layer's activation (PyTorch's convention), or use "
+            f"loss='sparse_categorical_crossentropy' / 'binary_crossentropy', which fuse the {activation} stably.",
+            stacklevel=3,
+        )
+
+
+def _layer_name(layer: nn.Module) -> str:
+    return str(getattr(layer, "layer_name", None) or getattr(layer, "auto_name", None) or type(layer).__name__)
+
+
+def _scaling_note(scaler: Any, *, entry: str, default: bool) -> str:
+    """What the run did to the inputs, for the run summary (`history.params["scaling"]`)."""
+    if scaler is not None:
+        kind = type(scaler).__name__.lower()
+        note = "; trainlab.fit's default" if default else ""
+        return f"{kind} (fitted on the training part{note})"
+    if entry == "Sequential.fit":
+        return "none (Sequential.fit uses inputs as given, as Keras does)"
+    return "none (inputs used as given)"
 
 
 def _count(module: nn.Module) -> int:

@@ -36,13 +36,14 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
 
 from trainlab import check
-from trainlab.errors import InputError, InputTypeError
+from trainlab.errors import InputError, InputTypeError, did_you_mean
 from trainlab.registry import Registry
 
 __all__ = [
@@ -57,6 +58,15 @@ __all__ = [
     "adam",
     "adamw",
     "nadam",
+    "Optimizer",
+    "LearningRate",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "Nadam",
 ]
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
@@ -69,8 +79,11 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
 
     Args:
         spec: a registered name (``"adam"``), a mapping ``{"name": "adam",
-            "lr": 0.01}``, a `torch.optim.Optimizer` subclass (called as
-            ``cls(params)``, so with torch's defaults), or any callable
+            "lr": 0.01}`` (Keras's spelling ``learning_rate`` is accepted for
+            ``lr``), a Keras-style `Optimizer` object (``Adam(learning_rate=1e-3)``),
+            a `torch.optim.Optimizer` subclass (called as ``cls(params)``, so with
+            torch's defaults), a `torch.optim.Optimizer` already built on (some of)
+            these parameters (used as it is, as in a PyTorch loop), or any callable
             ``factory(params) -> Optimizer``.
         params: the parameters: an iterable of tensors, a list of param-group
             dicts (as torch.optim takes), or an `nn.Module`.
@@ -79,8 +92,8 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
 
     Raises:
         InputError: unknown name, unknown or invalid setting.
-        InputTypeError: `spec` is none of the above, is an optimizer that is
-            already built, or a factory did not return an optimizer.
+        InputTypeError: `spec` is none of the above, is an optimizer built for
+            other parameters, or a factory did not return an optimizer.
 
     Example:
         >>> import torch
@@ -89,30 +102,29 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
         0.9
         >>> optimizer(torch.optim.SGD, model.parameters()).defaults["lr"]
         0.001
+        >>> optimizer({"name": "adam", "learning_rate": 0.01}, model).defaults["lr"]
+        0.01
         >>> optimizer({"name": "adam", "lr": -1}, model)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         trainlab.errors.InputError: adam: lr must be >= 0, got -1. The learning rate scales every step; ...
     """
     params = _params(params)
+    if isinstance(spec, Optimizer):
+        return spec.build(params, source=source)
     if isinstance(spec, torch.optim.Optimizer):
-        raise InputTypeError(
-            f"optimizer{_from(source)} must be a name, a settings table, an Optimizer class or a "
-            f"factory, got an already built {type(spec).__name__}. trainlab builds the optimizer "
-            f"for the model it trains; pass the class or e.g. "
-            f"`lambda params: torch.optim.{type(spec).__name__}(params, lr=...)`."
-        )
+        return _adopt(spec, params, source)
     if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
         built: Any = cast(Callable[..., torch.optim.Optimizer], spec)(params)
     elif isinstance(spec, (str, Mapping)):
-        built = OPTIMIZERS.build(spec, source=source, params=params)
-    elif callable(spec):
+        built = OPTIMIZERS.build(_settings(spec, source), source=source, params=params)
+    elif callable(spec) and not isinstance(spec, torch.nn.Module):
         built = spec(params)
     else:
         raise InputTypeError(
             f"optimizer{_from(source)} must be a name (one of {', '.join(OPTIMIZERS.names())}), a "
             f"table with a 'name' key, an Optimizer class or a factory, got "
-            f"{type(spec).__name__} {spec!r}"
+            f"{_shown(spec)}"
         )
     if not isinstance(built, torch.optim.Optimizer):
         raise InputTypeError(
@@ -604,7 +616,248 @@ def nadam(
 
 
 # ---------------------------------------------------------------------------
+# Keras-style optimizer objects
+
+
+class LearningRate(float):
+    """The learning rate read from `Optimizer.learning_rate`: a float with Keras's ``assign``.
+
+    Keras callbacks write ``self.model.optimizer.learning_rate = 0.01`` or
+    ``self.model.optimizer.learning_rate.assign(0.01)``; both set the rate of
+    the optimizer in training, from its next step on.
+    """
+
+    owner: Optimizer | None
+
+    def __new__(cls, value: float, owner: Optimizer | None = None) -> LearningRate:
+        made = super().__new__(cls, value)
+        made.owner = owner
+        return made
+
+    def assign(self, value: float) -> None:
+        """Set the optimizer's learning rate (Keras's ``Variable.assign``)."""
+        if self.owner is None:
+            raise InputError("this learning rate does not belong to an optimizer; set "
+                             "`model.optimizer.learning_rate = value` instead")
+        self.owner.learning_rate = value
+
+    def numpy(self) -> float:
+        return float(self)
+
+
+class Optimizer:
+    """An optimizer as Keras users hold it: `model.optimizer` after `compile`.
+
+    It is a description (a registry name and its settings, or a torch optimizer
+    object, class or factory) that `build` turns into the `torch.optim.Optimizer`
+    of a run; it stays bound to that optimizer, so a callback can read and set
+    `learning_rate` during training with effect from the next step. A new
+    `fit` builds a new torch optimizer (fresh moments) with the current
+    learning rate.
+
+    Example:
+        >>> import torch
+        >>> opt = Optimizer({"name": "momentum", "learning_rate": 0.1})
+        >>> float(opt.learning_rate)
+        0.1
+        >>> torch_opt = opt.build([torch.nn.Parameter(torch.zeros(2))])
+        >>> opt.learning_rate = 0.05
+        >>> torch_opt.param_groups[0]["lr"]
+        0.05
+    """
+
+    def __init__(self, spec: Any = "rmsprop", *, source: str | None = None) -> None:
+        if isinstance(spec, Optimizer):
+            spec = spec.spec
+        self.spec: Any = spec
+        self._lr: float | None = None
+        self.torch_optimizer: torch.optim.Optimizer | None = None
+        self.source = source
+        if isinstance(spec, (str, Mapping)):
+            # Built once on a dummy parameter so that a typo fails now, as in Keras's compile.
+            probe = optimizer(spec, [torch.nn.Parameter(torch.zeros(1))], source=source)
+            self._lr = float(probe.param_groups[0]["lr"])
+        elif isinstance(spec, torch.optim.Optimizer):
+            self.torch_optimizer = spec
+        elif not callable(spec) or isinstance(spec, torch.nn.Module):
+            optimizer(spec, [torch.nn.Parameter(torch.zeros(1))], source=source)  # raises the type error
+
+    @property
+    def name(self) -> str:
+        if isinstance(self.spec, str):
+            return self.spec
+        if isinstance(self.spec, Mapping):
+            return str(self.spec.get("name", ""))
+        built = self.torch_optimizer
+        return type(built).__name__ if built is not None else getattr(self.spec, "__name__", "optimizer")
+
+    def build(self, params: Any, *, source: str | None = None) -> torch.optim.Optimizer:
+        """The torch optimizer for `params`, with the learning rate set on this object."""
+        spec = self.spec
+        source = self.source or source
+        if isinstance(spec, (str, Mapping)):
+            settings = _settings(spec, source)
+            if self._lr is not None:
+                settings["lr"] = self._lr
+            built = optimizer(settings, params, source=source)
+        else:
+            built = optimizer(spec, params, source=source)
+            if self._lr is not None and not isinstance(spec, torch.optim.Optimizer):
+                for group in built.param_groups:
+                    group["lr"] = self._lr
+        self.torch_optimizer = built
+        return built
+
+    @property
+    def learning_rate(self) -> LearningRate:
+        """The learning rate of the first parameter group (of the optimizer in training, once built)."""
+        if self.torch_optimizer is not None:
+            return LearningRate(float(self.torch_optimizer.param_groups[0]["lr"]), self)
+        return LearningRate(self._lr if self._lr is not None else float("nan"), self)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        check.at_least("optimizer.learning_rate", float(value), 0,
+                       hint="The learning rate scales every step; use a small positive value such as 0.001.")
+        self._lr = float(value)
+        if self.torch_optimizer is not None:
+            for group in self.torch_optimizer.param_groups:
+                group["lr"] = float(value)
+
+    lr = learning_rate  # torch's and trainlab's spelling
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"name": ..., **settings}`` with the current learning rate (only for named optimizers)."""
+        if not isinstance(self.spec, (str, Mapping)):
+            raise InputError(f"the optimizer {self.name} is a torch object or factory and has no JSON config; "
+                             "compile with a name or a table to save it")
+        config = _settings(self.spec, None)
+        if self._lr is not None:
+            config["lr"] = self._lr
+        return config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+def _keras(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, **{k: v for k, v in settings.items() if v is not None}}
+
+
+class SGD(Optimizer):
+    """Keras's `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)` on torch's SGD."""
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float | None = None) -> None:
+        super().__init__(_keras("sgd", {"lr": learning_rate, "momentum": momentum, "nesterov": nesterov,
+                                        "weight_decay": weight_decay}), source="SGD")
+
+
+class Adam(Optimizer):
+    """Keras's `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)` on torch's Adam.
+
+    `weight_decay` is decoupled, as in Keras 3 (torch's AdamW).
+    """
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay: float | None = None) -> None:
+        name = "adamw" if weight_decay else "adam"
+        super().__init__(_keras(name, {"lr": learning_rate, "betas": (beta_1, beta_2), "eps": epsilon,
+                                       "amsgrad": amsgrad, "weight_decay": weight_decay or None}), source="Adam")
+
+
+class AdamW(Optimizer):
+    """Keras's `AdamW(learning_rate=0.001, weight_decay=0.004, ...)` on torch's AdamW."""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False) -> None:
+        super().__init__(_keras("adamw", {"lr": learning_rate, "weight_decay": weight_decay,
+                                          "betas": (beta_1, beta_2), "eps": epsilon, "amsgrad": amsgrad}),
+                         source="AdamW")
+
+
+class RMSprop(Optimizer):
+    """Keras's `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)`."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False) -> None:
+        super().__init__(_keras("rmsprop", {"lr": learning_rate, "rho": rho, "momentum": momentum,
+                                            "eps": epsilon, "centered": centered}), source="RMSprop")
+
+
+class Adagrad(Optimizer):
+    """Keras's `Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)`."""
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(_keras("adagrad", {"lr": learning_rate, "eps": epsilon,
+                                            "initial_accumulator_value": initial_accumulator_value}),
+                         source="Adagrad")
+
+
+class Adadelta(Optimizer):
+    """Keras's `Adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7)` (trainlab's name 'adadelta' uses 1.0)."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7) -> None:
+        super().__init__(_keras("adadelta", {"lr": learning_rate, "rho": rho, "eps": epsilon}),
+                         source="Adadelta")
+
+
+class Nadam(Optimizer):
+    """Keras's `Nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)` on torch's NAdam."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(_keras("nadam", {"lr": learning_rate, "betas": (beta_1, beta_2), "eps": epsilon}),
+                         source="Nadam")
+
+
+# ---------------------------------------------------------------------------
 # Helpers
+
+
+def _settings(spec: str | Mapping[str, Any], source: str | None) -> dict[str, Any]:
+    """``{"name": ..., **settings}`` with Keras's `learning_rate` spelled `lr`; a typo in either is an error."""
+    if isinstance(spec, str):
+        return {"name": spec}
+    if "name" not in spec:
+        raise InputError(f"an optimizer given as a table needs a 'name' key{_from(source)}, got {dict(spec)!r}")
+    settings = dict(spec)
+    if "learning_rate" in settings:
+        if "lr" in settings:
+            raise InputError(
+                f"optimizer '{settings['name']}'{_from(source)} got both lr={settings['lr']!r} and "
+                f"learning_rate={settings['learning_rate']!r}; they are two spellings of one setting, keep one."
+            )
+        settings["lr"] = settings.pop("learning_rate")
+    entry = OPTIMIZERS.entry(settings["name"], source=source)
+    accepted = [n for n, p in inspect.signature(entry.factory).parameters.items()
+                if p.kind is p.KEYWORD_ONLY]
+    for key in spec:
+        if key != "name" and key != "learning_rate" and key not in accepted:
+            known = [*accepted, "learning_rate"]
+            raise InputError(
+                f"optimizer '{entry.name}' has no setting '{key}'{_from(source)}. "
+                f"Settings: {', '.join(known)}.{did_you_mean(key, known)}"
+            )
+    return settings
+
+
+def _adopt(built: torch.optim.Optimizer, params: list[Any], source: str | None) -> torch.optim.Optimizer:
+    """A torch optimizer the user built, used as it is if it updates only the model's parameters."""
+    ours = {id(t) for t in _tensors(params)}
+    foreign = [p for group in built.param_groups for p in group["params"]
+               if id(p) not in ours and p.requires_grad]
+    if foreign:
+        raise InputTypeError(
+            f"optimizer{_from(source)} is an already built {type(built).__name__} holding "
+            f"{len(foreign)} tensor(s) that are not trainable parameters of the model being trained. "
+            f"Build it on this model's parameters (`torch.optim.{type(built).__name__}(model.parameters(), "
+            f"...)`), or pass a factory `lambda params: torch.optim.{type(built).__name__}(params, ...)`."
+        )
+    return built
+
+
 
 
 def _kernel(name: str, params: list[Any], fused: Any, *, has_fused: bool) -> dict[str, bool]:
@@ -709,6 +962,12 @@ def _betas(name: str, betas: Any) -> tuple[float, float]:
     b1 = check.in_range(f"{name}: betas[0]", betas[0], 0, 1, open_high=True, hint=hint)
     b2 = check.in_range(f"{name}: betas[1]", betas[1], 0, 1, open_high=True, hint=hint)
     return (b1, b2)
+
+
+def _shown(value: Any) -> str:
+    """The type and, when short and on one line, the repr: a message stays one paragraph."""
+    text = repr(value)
+    return type(value).__name__ + (f" {text}" if len(text) <= 60 and "\n" not in text else "")
 
 
 def _from(source: str | None) -> str:

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import torch
+
 from trainlab import check
 from trainlab.errors import InputError, InputTypeError, did_you_mean
 from trainlab.registry import Registry
@@ -67,6 +69,8 @@ __all__ = [
     "Plateau",
     "WithWarmup",
     "FunctionSchedule",
+    "TorchSchedule",
+    "as_schedule",
 ]
 
 
@@ -98,18 +102,21 @@ def schedule(
     num_epochs: int,
     base_lr: float | None = None,
     source: str | None = None,
+    optimizer: Any = None,
 ) -> Schedule:
     """Build the schedule a user described.
 
     Args:
         spec: None (constant), a name (``"cosine"``), a table ``{"name":
             "cosine", "alpha": 0.1, "warmup_epochs": 5}``, a `Schedule` object,
-            or a function ``step -> multiplier`` (wrapped so it has an empty state).
+            a function ``step -> multiplier`` (wrapped so it has an empty state),
+            or a `torch.optim.lr_scheduler` scheduler or factory (see `TorchSchedule`).
         steps_per_epoch: optimizer updates per epoch.
         num_epochs: epochs in the run; the run has steps_per_epoch * num_epochs updates.
         base_lr: the optimizer's lr; only needed by settings given as absolute
             learning rates (plateau's min_lr).
         source: where the spec came from, quoted in error messages.
+        optimizer: the run's torch optimizer, for a torch scheduler factory.
 
     Warmup settings, accepted with every name (see the module docstring):
     ``warmup_epochs`` (may be fractional; rounded to the nearest step) or
@@ -177,6 +184,13 @@ def schedule(
             return with_warmup(inner, warmup_steps=warmup_steps,
                                warmup_start=0.0 if start is None else start)
         return inner
+    if is_torch_scheduler(spec) or is_scheduler_factory(spec):
+        spec = TorchSchedule(spec, optimizer=optimizer)
+    if isinstance(spec, TorchSchedule):
+        if optimizer is not None:
+            spec.optimizer_source = optimizer
+        spec.base_lr = base_lr
+        return spec
     if isinstance(spec, Schedule):
         return spec
     if callable(spec):
@@ -523,6 +537,188 @@ class FunctionSchedule(_Stateless):
 
     def __call__(self, step: int) -> float:
         return float(self.function(step))
+
+
+class TorchSchedule:
+    """A `torch.optim.lr_scheduler` scheduler (an object or a factory) driving the learning rate.
+
+    PyTorch users write ``scheduler.step()`` after each batch (OneCycleLR,
+    CyclicLR) or after each epoch (StepLR, CosineAnnealingLR,
+    ReduceLROnPlateau). Here `interval` says which: ``"step"`` steps the
+    scheduler once per optimizer update, ``"epoch"`` once per epoch after
+    validation (ReduceLROnPlateau is given ``val_loss``, or ``loss`` without
+    validation data). Left out, it is ``"step"`` for OneCycleLR and CyclicLR,
+    whose lengths are counted in batches, and ``"epoch"`` for the others.
+
+    As a trainlab `Schedule`, it returns the multiplier of the base lr that
+    reproduces the scheduler's lr for the first parameter group, so a run
+    takes the same steps as the hand-written PyTorch loop. Its resumable state
+    is the scheduler's own `state_dict`. A scheduler that gives its parameter
+    groups different multipliers is refused: the engine applies one
+    multiplier to every group.
+
+    Args:
+        scheduler: a built scheduler, or a factory ``optimizer -> scheduler``
+            (an LRScheduler class, a `functools.partial` of one, or a function),
+            called with the run's optimizer at the start of every fit.
+        interval: ``"step"``, ``"epoch"`` or None (the scheduler's usual one).
+        optimizer: where the run's torch optimizer will be found (a
+            `trainlab.optimizers.Optimizer`), needed by a factory.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.zeros(1))
+        >>> opt = torch.optim.SGD([w], lr=1.0)
+        >>> s = TorchSchedule(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+        >>> s.interval, s(0)
+        ('epoch', 1.0)
+        >>> opt.step()  # an epoch of training
+        >>> s.on_epoch_end(0, {"loss": 1.0}); s(4)
+        0.5
+    """
+
+    def __init__(self, scheduler: Any, *, interval: str | None = None, optimizer: Any = None) -> None:
+        if interval is not None:
+            check.choice("schedule_interval", interval, ("step", "epoch"))
+        if not (is_torch_scheduler(scheduler) or callable(scheduler)):
+            raise InputTypeError(
+                f"a torch schedule must be a torch.optim.lr_scheduler object or a factory "
+                f"optimizer -> scheduler, got {type(scheduler).__name__}"
+            )
+        self.spec = scheduler
+        self.optimizer_source = optimizer
+        self._interval = interval
+        self.scheduler: Any = scheduler if is_torch_scheduler(scheduler) else None
+        self._built_for: Any = None
+        self.base_lr: float | None = None  # the lr the engine multiplies; set by `schedule`
+        self.steps = 0  # scheduler.step() calls made in this run
+
+    @property
+    def interval(self) -> str:
+        if self._interval is not None:
+            return self._interval
+        kind = self.scheduler if self.scheduler is not None else self.spec
+        kind = getattr(kind, "func", kind)
+        cls = kind if isinstance(kind, type) else type(kind)
+        per_batch = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+        return "step" if isinstance(cls, type) and issubclass(cls, per_batch) else "epoch"
+
+    def _optimizer(self) -> Any:
+        source = self.optimizer_source
+        return getattr(source, "torch_optimizer", source)
+
+    def _ready(self) -> Any:
+        optimizer = self._optimizer()
+        if is_torch_scheduler(self.spec):
+            if optimizer is not None and self.spec.optimizer is not optimizer:
+                raise InputError(
+                    f"the {type(self.spec).__name__} scheduler was built on another optimizer than the one "
+                    "being trained. Build it on the optimizer you pass (`optimizer=opt`), or pass a factory "
+                    f"`lambda opt: {type(self.spec).__name__}(opt, ...)`."
+                )
+            return self.spec
+        if optimizer is None:
+            raise InputError("a scheduler factory needs the run's optimizer; give the schedule to compile() "
+                             "or trainlab.fit together with the optimizer")
+        if self.scheduler is None or self._built_for is not optimizer:
+            built = self.spec(optimizer)
+            if not is_torch_scheduler(built):
+                raise InputTypeError(
+                    f"the schedule factory must return a torch.optim.lr_scheduler object, got "
+                    f"{type(built).__name__}. A function step -> multiplier is a trainlab schedule: "
+                    "leave schedule_interval out for it."
+                )
+            self.scheduler, self._built_for, self.steps = built, optimizer, 0
+        return self.scheduler
+
+    def __call__(self, step: int) -> float:
+        scheduler = self._ready()
+        if self.interval == "step":
+            with warnings.catch_warnings():
+                # Fast-forwarding (initial_epoch) steps the scheduler without optimizer steps in between.
+                warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+                while self.steps < step:
+                    scheduler.step()
+                    self.steps += 1
+        return self._factor(scheduler)
+
+    def _factor(self, scheduler: Any) -> float:
+        groups = scheduler.optimizer.param_groups
+        bases = [g.get("initial_lr", g["lr"]) for g in groups]
+        factors = [g["lr"] / b if b else 0.0 for g, b in zip(groups, bases)]
+        if any(not math.isclose(f, factors[0], rel_tol=1e-9, abs_tol=1e-15) for f in factors[1:]):
+            raise InputError(
+                f"the {type(scheduler).__name__} scheduler gives the parameter groups different lr multipliers "
+                f"({', '.join(f'{f:.4g}' for f in factors)}); trainlab applies one multiplier to every group. "
+                "Use one max_lr/base_lr for all groups."
+            )
+        # The multiplier of the lr the engine read when the run started (the group's lr then).
+        start = self.base_lr if self.base_lr else bases[0]
+        return float(groups[0]["lr"] / start) if start else 0.0
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        if self.interval != "epoch":
+            return
+        scheduler = self._ready()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitor = "val_loss" if "val_loss" in logs else "loss"
+            scheduler.step(logs[monitor])
+        else:
+            scheduler.step()
+        self.steps += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        scheduler = self._ready()
+        return {"scheduler": scheduler.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        scheduler = self._ready()
+        scheduler.load_state_dict(dict(state["scheduler"]))
+        self.steps = int(state["steps"])
+
+
+def as_schedule(spec: Any, interval: str | None = None, optimizer: Any = None) -> Any:
+    """What `compile`/`trainlab.fit` keep as the schedule: torch schedulers wrapped in `TorchSchedule`.
+
+    `interval` (``schedule_interval``) applies to torch schedulers only; the
+    trainlab schedules say their clock with their `per` setting.
+    """
+    if is_torch_scheduler(spec) or is_scheduler_factory(spec, interval=interval):
+        return TorchSchedule(spec, interval=interval, optimizer=optimizer)
+    if interval is not None:
+        check.choice("schedule_interval", interval, ("step", "epoch"))
+        raise InputError(
+            f"schedule_interval='{interval}' applies to torch.optim.lr_scheduler schedulers; a trainlab schedule "
+            "says its clock with its own setting, e.g. {'name': 'step', 'per': 'epoch'}. Remove schedule_interval."
+        )
+    return spec
+
+
+def is_torch_scheduler(value: Any) -> bool:
+    """Whether `value` is a built `torch.optim.lr_scheduler` scheduler (ReduceLROnPlateau included)."""
+    return isinstance(value, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
+
+
+def is_scheduler_factory(value: Any, *, interval: str | None = None) -> bool:
+    """Whether a callable schedule is a factory ``optimizer -> torch scheduler``, not ``step -> multiplier``.
+
+    It is when it is a scheduler class (or a `functools.partial` of one), when
+    `schedule_interval` was given (only torch schedulers take one), or when its
+    first parameter is called ``optimizer``, ``optim`` or ``opt``.
+    """
+    if is_torch_scheduler(value) or not callable(value):
+        return False
+    kind = getattr(value, "func", value)
+    if isinstance(kind, type) and issubclass(
+            kind, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)):
+        return True
+    if interval is not None:
+        return True
+    try:
+        first = next(iter(inspect.signature(value).parameters), None)
+    except (TypeError, ValueError):
+        return False
+    return first in ("optimizer", "optim", "opt")
 
 
 # ---------------------------------------------------------------------------

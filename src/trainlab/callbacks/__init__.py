@@ -21,7 +21,6 @@ the value.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -347,48 +346,6 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
 
 
-class ProgressBar(Callback):
-    """Shows epochs done, loss, metrics and time left (rich), or one line per epoch.
-
-    `verbose=1` draws a live bar; `verbose=2` prints one line per epoch, like Keras.
-    It only displays: a checkpoint does not record it, so a run resumes with or without it.
-    """
-
-    display_only = True
-
-    def __init__(self, verbose: int = 1) -> None:
-        self.verbose = verbose
-        self._progress: Any = None
-        self._task: Any = None
-        self._start = 0.0
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._start = time.perf_counter()
-        if self.verbose == 1:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[logs]}"),
-                TimeRemainingColumn(), transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("fit", total=self.run.num_epochs,
-                                                 completed=self.run.epoch, logs="")
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        text = format_logs(logs or {})
-        if self._progress is not None:
-            self._progress.update(self._task, completed=epoch + 1, logs=text)
-        elif self.verbose == 2:
-            elapsed = time.perf_counter() - self._start
-            print(f"Epoch {epoch + 1}/{self.run.num_epochs} - {elapsed:.1f}s - {text}", flush=True)
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
 def format_logs(logs: dict[str, Any]) -> str:
     """'loss: 0.1234 - accuracy: 0.9500 - ...' (Keras's epoch line)."""
     parts = []
@@ -426,6 +383,7 @@ def drive_epochs(callback: Callback, logs_per_epoch: dict[str, list[float]], *,
 from trainlab.callbacks.checkpoint import ModelCheckpoint  # noqa: E402
 from trainlab.callbacks.logs import CSVLogger, TensorBoard, TerminateOnNaN  # noqa: E402
 from trainlab.callbacks.lr import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402
+from trainlab.callbacks.progress import ProgressBar  # noqa: E402
 
 __all__ = [
     "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",

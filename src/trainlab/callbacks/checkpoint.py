@@ -1,8 +1,12 @@
-"""ModelCheckpoint: save the model's weights (safetensors) every N epochs, the best ones, and the last.
+"""ModelCheckpoint: save the model (or its weights) every N epochs, the best ones, and the last.
 
 Keras 3 names and semantics: `filepath` may hold format fields filled from the
 epoch (1-based, as Keras prints it) and the epoch's logs, e.g.
-``"ckpt/epoch{epoch:02d}-{val_loss:.3f}.safetensors"``; with
+``"ckpt/{epoch:02d}-{val_loss:.2f}.weights.safetensors"``. A path ending in
+``.keras`` saves the whole model (`Sequential.save`: JSON config and
+safetensors weights in one zip, reloaded by `trainlab.load_model`); one ending
+in ``.safetensors`` saves the weights. An ``.h5`` path is refused: HDF5 is
+Keras's, and trainlab keeps to formats that cannot carry code. With
 `save_best_only`, a file is written only when the monitored value improves
 on the best so far (and on `initial_value_threshold`, if given). Every write is
 atomic. Besides the weights, a trainlab Sequential gets a ``.json`` sibling
@@ -49,9 +53,20 @@ class ModelCheckpoint(Callback):
             raise InputError(f"ModelCheckpoint.save_freq must be 'epoch', got {save_freq!r}; "
                              "use every_n_epochs=N to save every N epochs")
         path = str(filepath)
-        if not path.endswith(".safetensors"):
-            raise InputError(f"ModelCheckpoint.filepath must end in .safetensors (weights are stored "
-                             f"as safetensors, never pickled), got '{path}'")
+        if path.lower().endswith((".h5", ".hdf5")):
+            stem = path.rsplit(".", 1)[0].removesuffix(".weights")
+            raise InputError(
+                f"ModelCheckpoint.filepath '{path}' is an HDF5 file, which trainlab does not write: a weights "
+                f"file must end in .safetensors ('{stem}.weights.safetensors') and a whole model's in .keras "
+                f"('{stem}.keras': JSON config + safetensors weights); neither can carry code."
+            )
+        if path.endswith(".keras") and save_weights_only:
+            raise InputError(f"ModelCheckpoint: save_weights_only=True writes weights, which go in a "
+                             f"'.weights.safetensors' file, but filepath is '{path}'. Change the suffix, or "
+                             "drop save_weights_only to save the whole model.")
+        if not path.endswith((".safetensors", ".keras")):
+            raise InputError(f"ModelCheckpoint.filepath must end in .keras (the whole model) or .safetensors "
+                             f"(the weights; e.g. 'best.weights.safetensors'), got '{path}'")
         self.filepath, self.monitor, self.verbose = path, monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.mode, self.every_n_epochs, self.save_last = mode, every_n_epochs, save_last
@@ -67,7 +82,8 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self.save_last:
-            self._write(Path(self.filepath).with_name("last.safetensors"))
+            suffix = ".keras" if self.filepath.endswith(".keras") else ".safetensors"
+            self._write(Path(self.filepath).with_name("last" + suffix))
         if (epoch + 1) % self.every_n_epochs != 0:
             return
         if self.save_best_only:
@@ -94,6 +110,14 @@ class ModelCheckpoint(Callback):
 
     def _write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".keras":
+            save = getattr(self.model, "save", None)
+            if not callable(save):
+                raise InputError(f"ModelCheckpoint: a .keras file holds a trainlab Sequential; this model is a "
+                                 f"{type(self.model).__name__}. Save its weights: '{path.with_suffix('')}"
+                                 ".weights.safetensors'.")
+            save(path)
+            return
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(state, str(tmp), metadata={"format": "pt"})

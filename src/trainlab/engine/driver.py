@@ -228,7 +228,8 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(n / batch_size)
     schedule = (make_schedule(technique.schedule, steps_per_epoch=steps_per_epoch,
-                              num_epochs=config.num_epochs, base_lr=base_lrs[0], source="schedule")
+                              num_epochs=config.num_epochs, base_lr=base_lrs[0], source="schedule",
+                              optimizer=optimizer)
                 if technique.schedule is not None else None)
 
     history = History()
@@ -247,7 +248,7 @@ def _train(model: nn.Module, data: TrainData, technique: Technique, config: Loop
         train_metrics=make_metrics(technique.metrics, loss_fn, num_outputs),
         val_metrics=make_metrics(technique.metrics, loss_fn, num_outputs),
         state_file=Path(config.checkpoint_dir) / STATE_FILE if config.checkpoint_dir is not None else None,
-        start_epoch=config.initial_epoch,
+        start_epoch=config.initial_epoch, step=config.initial_epoch * steps_per_epoch,
     )
     saved = resume_state(member, config.resume, device)
     step = SoloStep(member, x=x, y=y, forward=forward, from_logits=from_logits, x_val=x_val, y_val=y_val,
