@@ -327,10 +327,13 @@ class ProgressBar(Callback):
         self._start = time.perf_counter()
         if self.verbose == 1:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.table import Column
 
+            # At 80 columns the logs wrap onto a second line at word boundaries rather than being cut.
             self._progress = Progress(
-                TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[logs]}"),
-                TimeRemainingColumn(), transient=False,
+                TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=12),
+                TextColumn("{task.fields[logs]}", markup=False, table_column=Column(ratio=1, overflow="fold")),
+                TimeRemainingColumn(compact=True), transient=False, expand=True,
             )
             self._progress.start()
             self._task = self._progress.add_task("fit", total=self.run.num_epochs,
@@ -339,7 +342,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         text = format_logs(logs or {})
         if self._progress is not None:
-            self._progress.update(self._task, completed=epoch + 1, logs=text)
+            self._progress.update(self._task, completed=epoch + 1, logs=_short_logs(logs or {}))
         elif self.verbose == 2:
             elapsed = time.perf_counter() - self._start
             print(f"Epoch {epoch + 1}/{self.run.num_epochs} - {elapsed:.1f}s - {text}", flush=True)
@@ -348,6 +351,12 @@ class ProgressBar(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _short_logs(logs: dict[str, Any]) -> str:
+    """'loss 0.1234  acc 0.9500  val_loss ...' for the live bar: no lr, 'accuracy' shortened to 'acc'."""
+    return "  ".join(f"{key.replace('accuracy', 'acc')} {value:.4f}" for key, value in logs.items()
+                     if isinstance(value, float) and key != "lr")
 
 
 def format_logs(logs: dict[str, Any]) -> str:

@@ -41,7 +41,6 @@ from trainlab.study.compare import (
     compare,
     load_results,
     mean_std,
-    row_cells,
 )
 from trainlab.study.spec import format_value
 
@@ -391,7 +390,7 @@ def _page(stored: StudyRecords, comparison: Comparison, figures: Sequence[tuple[
     table_rows = "".join(
         f"<tr class='{'best' if c.is_best else ''}'>"
         + "".join(f"<td{' class=case' if k in (1, 7) else ''}>{html.escape(cell)}</td>"
-                  for k, cell in enumerate(row_cells(c)))
+                  for k, cell in enumerate(comparison.cells(c)))
         + "</tr>"
         for c in comparison.cases
     )
