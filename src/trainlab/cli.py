@@ -282,16 +282,20 @@ def runs_list(
         for s in studies:
             table.add_row(s.name, s.status, str(s.num_runs or ""), _when(s.updated), s.study_dir or "")
         out.print(table)
-    table = Table(title=f"{len(rows)} runs in {runs_dir}")
-    for column in ("id", "study", "case", "seed", "status", "started", "final"):
-        table.add_column(column, overflow="fold")
+    # 80 columns: the id names the study and the case; started is short; one final metric per run.
+    table = Table(title=f"{len(rows)} runs in {runs_dir}", box=box.SIMPLE_HEAD)
+    table.add_column("id (study/run)", overflow="fold", ratio=1)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("final", no_wrap=True)
     for r in rows:
-        shown = {k: v for k, v in r.final.items() if k.startswith("val_")} or \
-            {k: v for k, v in r.final.items() if k == "loss"}
-        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                          for k, v in shown.items())
-        table.add_row(r.id, r.study or "", r.case or "", "" if r.seed is None else str(r.seed), r.status,
-                      _when(r.started), final)
+        key = next((k for k in r.final if k.startswith("val_") and k != "val_loss"), None) or \
+            next((k for k in ("val_loss", "loss") if k in r.final), None)
+        value = r.final.get(key) if key else None
+        name = (key or "").replace("accuracy", "acc")
+        final = "" if key is None else (f"{name} {value:.4g}" if isinstance(value, (int, float))
+                                        else f"{name} {value}")
+        table.add_row(r.id, r.status, _when(r.started, short=True), final)
     out.print(table)
 
 
@@ -323,10 +327,11 @@ def runs_show(
     out.print_json(json.dumps(row.spec))
 
 
-def _when(timestamp: float | None) -> str:
+def _when(timestamp: float | None, *, short: bool = False) -> str:
     import time as _time
 
-    return "" if timestamp is None else _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(timestamp))
+    form = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    return "" if timestamp is None else _time.strftime(form, _time.localtime(timestamp))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -371,7 +376,9 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_error(usage: str, message: str, help_command: str, *, code: int = 2) -> None:
     """The usage line, then one line saying what is wrong and where the help is; exit `code`."""
     err.print(usage.strip(), highlight=False, soft_wrap=True)
-    err.print(Text.assemble(("error: ", "bold red"), f"{message.strip()} See '{help_command}'."),
+    message = message.strip()
+    message += "" if message.endswith((".", "?", "!")) else "."
+    err.print(Text.assemble(("error: ", "bold red"), f"{message} See '{help_command}'."),
               highlight=False, soft_wrap=True)
     sys.exit(code)
 

@@ -154,7 +154,7 @@ class RichStudyProgress(StudyProgress):
 
     def _show(self) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, description=self._label.text())
+            self._progress.update(self._task, description=self._label.text(), refresh=True)
 
     def _done_text(self) -> str:
         return f"runs {self._runs_done}/{self._total_runs}"
