@@ -221,3 +221,24 @@ optimizer = "adam"
 name = "[/b]"
 optimizer = "sgd"
 """
+
+
+def test_the_fit_progress_bar_is_readable_at_80_columns():
+    import re
+
+    from rich.console import Console
+
+    from trainlab.callbacks import ProgressBar, drive_epochs
+
+    screen = io.StringIO()
+    logs = {"loss": [0.5, 0.2002], "accuracy": [0.9, 0.95], "val_loss": [0.6, 0.3], "val_accuracy": [0.88, 0.9],
+            "lr": [0.001, 0.001]}
+    drive_epochs(ProgressBar(console=Console(file=screen, width=80, force_terminal=True)), logs)
+    lines = [line for line in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()))
+             if line.strip()]
+    text = " ".join(" ".join(lines).split())
+    assert all(len(line) <= 80 for line in lines)
+    assert "epoch 2/2" in text and "…" not in text
+    # Every metric is shown whole with its value (wrapped between metrics, never inside one).
+    for part in ("loss=0.2002", "acc=0.9500", "val_loss=0.3000", "val_acc=0.9000"):
+        assert part in text

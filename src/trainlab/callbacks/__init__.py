@@ -314,11 +314,14 @@ class LambdaCallback(Callback):
 class ProgressBar(Callback):
     """Shows epochs done, loss, metrics and time left (rich), or one line per epoch.
 
-    `verbose=1` draws a live bar; `verbose=2` prints one line per epoch, like Keras.
+    `verbose=1` draws a live bar (on `console`, a rich Console; the terminal by
+    default) that stays readable at 80 columns; `verbose=2` prints one line per
+    epoch, like Keras.
     """
 
-    def __init__(self, verbose: int = 1) -> None:
+    def __init__(self, verbose: int = 1, console: Any = None) -> None:
         self.verbose = verbose
+        self.console = console
         self._progress: Any = None
         self._task: Any = None
         self._start = 0.0
@@ -333,7 +336,7 @@ class ProgressBar(Callback):
             self._progress = Progress(
                 TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=12),
                 TextColumn("{task.fields[logs]}", markup=False, table_column=Column(ratio=1, overflow="fold")),
-                TimeRemainingColumn(compact=True), transient=False, expand=True,
+                TimeRemainingColumn(compact=True), transient=False, expand=True, console=self.console,
             )
             self._progress.start()
             self._task = self._progress.add_task("fit", total=self.run.num_epochs,
@@ -354,8 +357,8 @@ class ProgressBar(Callback):
 
 
 def _short_logs(logs: dict[str, Any]) -> str:
-    """'loss 0.1234  acc 0.9500  val_loss ...' for the live bar: no lr, 'accuracy' shortened to 'acc'."""
-    return "  ".join(f"{key.replace('accuracy', 'acc')} {value:.4f}" for key, value in logs.items()
+    """'loss=0.1234  acc=0.9500  val_loss=...' for the live bar: no lr, 'accuracy' shortened to 'acc'."""
+    return "  ".join(f"{key.replace('accuracy', 'acc')}={value:.4f}" for key, value in logs.items()
                      if isinstance(value, float) and key != "lr")
 
 
