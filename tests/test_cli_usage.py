@@ -197,7 +197,7 @@ def test_progress_labels_tell_stacked_from_solo_runs_and_print_names_verbatim(tm
     # Interleaved epochs: the runs are stacked, and the label says so, with the epoch.
     assert labels[-1] == "4 runs stacked · epoch 2/2"
     drawn = screen.getvalue()
-    assert "group time split over 4 runs" in drawn and "Traceback" not in drawn
+    assert "0.5s (shared)" in drawn and "Traceback" not in drawn
     screen = io.StringIO()
     progress = RichStudyProgress(Console(file=screen, width=80, force_terminal=True, markup=False))
     labels = drive(progress, study, stacked=False)

@@ -209,7 +209,8 @@ def study(
     _print_comparison(result.comparison)
     reused = (f"{len(result.reused)} reused (finished earlier; --fresh retrains them)" if result.reused
               else "0 reused")
-    out.print(f"{len(result.trained)} runs trained, {reused}; report: {result.report}", highlight=False)
+    out.print(f"{len(result.trained)} runs trained, {reused}; report: {result.report}", highlight=False,
+              soft_wrap=True)
 
 
 def _first_names(names: list[str], width: int) -> str:

@@ -9,7 +9,7 @@ The label says what is true at the moment:
 - one run training alone: ``adam, 0.1 · seed 2 · epoch 7/15``;
 - runs trained together as one stacked model (their epochs arrive
   interleaved): ``21 runs stacked · epoch 7/15``; their time is the group's
-  wall time split evenly, so each finished run's line marks it "shared".
+  wall time split evenly, so each finished run's line marks it "(shared)".
 
 Everything a user wrote (case labels) is shown as plain text, never as markup.
 """
@@ -143,8 +143,8 @@ class RichStudyProgress(StudyProgress):
         values = record.history.get(metric, [])
         shown = f"{metric} {values[-1]:.4g}" if values and math.isfinite(values[-1]) else f"{metric} n/a"
         stop = f" ({record.stop_reason.split(':')[0]})" if record.stop_reason else ""
-        seconds = (f"{record.seconds:.1f}s (group time split over {record.seconds_shared_by} runs)"
-                   if record.seconds_shared_by > 1 else f"{record.seconds:.1f}s")
+        # A stacked run's time is its group's wall time split evenly: say so.
+        seconds = f"{record.seconds:.1f}s" + (" (shared)" if record.seconds_shared_by > 1 else "")
         self._progress.console.print(Text(f"  {run.run_id}: {shown}, {epochs} epochs, {seconds}{stop}"))
 
     def study_end(self, status: str) -> None:
