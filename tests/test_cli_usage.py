@@ -31,7 +31,7 @@ CASES = (
     [([], 2), (["--version"], 0), (["--help"], 0), (["--hlep"], 2)]
     + [([c], 2 if c in NEEDS_ARGUMENT else 0) for c in COMMANDS]
     + [([c, "--help"], 0) for c in COMMANDS]
-    + [([c, "--jsno"], 2) for c in COMMANDS]
+    + [([c, "--jsno"], 2) for c in ("fit", "runs")]
     + [([typo], 2) for typo in MISSPELLED]
     + [(["runs", "show"], 2), (["runs", "show", "--help"], 0), (["catalog", "optimzer"], 2)]
 )
