@@ -311,13 +311,15 @@ def _stateful(state: Any) -> bool:
 def _dot_axis(comparison: Comparison) -> tuple[str, float, float] | None:
     """The value axis of the per-case chart: ("log" or "linear", low, high) around every finite seed."""
     cases = [c for c in comparison.cases if c.verdict != "diverged"]
-    values = [v for c in cases for v in c.values if math.isfinite(v)]
-    values += [v for c in cases for v in (c.low, c.high) if math.isfinite(v)]
-    if not values:
+    seeds = [v for c in cases for v in c.values if math.isfinite(v)]
+    if not seeds:
         return None
+    bounds = [v for c in cases for v in (c.low, c.high) if math.isfinite(v)]
+    if min(seeds) > 0 and max(seeds) / min(seeds) > 30:  # orders of magnitude: a log axis, seeds in view
+        positive = [v for v in [*seeds, *bounds] if v > 0]
+        return "log", min(positive) / 1.5, max(positive) * 1.5
+    values = seeds + bounds
     low, high = min(values), max(values)
-    if low > 0 and high / low > 30:
-        return "log", low / 1.5, high * 1.5
     pad = 0.08 * (high - low) if high > low else 0.05 * max(abs(high), 1e-12)
     if comparison.points:
         return "linear", max(low - pad, 0.0), min(high + pad, 1.0)
@@ -380,6 +382,9 @@ def _plotly_dots(comparison: Comparison, colours: dict[str, Any]) -> Any:
         colour = _hex(colours.get(case.case, "grey"))
         pairs = [(run_id, v) for run_id, v in zip(case.run_ids, case.values) if math.isfinite(v)] \
             if case.verdict != "diverged" else []
+        if case.verdict == "diverged":  # no value to draw: say why the slot is empty
+            figure.add_annotation(x=i, y=0.5, yref="paper", text=case.note, showarrow=False, textangle=-90,
+                                  font={"color": "#b22222"})
         jitter = np.linspace(-0.12, 0.12, len(pairs)) if len(pairs) > 1 else np.zeros(len(pairs))
         figure.add_trace(go.Scatter(
             x=(i + jitter).tolist(), y=[v for _, v in pairs], mode="markers", name=case.case,
