@@ -1,7 +1,13 @@
 """The command line: arguments -> spec -> library call. No logic of its own.
 
-Exit status: 0 on success, 2 on bad input (one paragraph, no traceback),
-1 on an internal error.
+Exit status: 0 on success, 2 on bad input (one paragraph, no traceback) or a
+usage error (the usage line and one line saying what is wrong), 1 on an
+internal error.
+
+A command is one function decorated with ``@app.command()``: its arguments are
+typer options with plain-text help, it imports what it needs inside, raises
+`InputError` for bad input, and prints through `out` (a console that never
+reads user text as markup).
 """
 
 from __future__ import annotations
