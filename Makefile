@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,20 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/trainlab study examples/optimizers.toml
 
-test: install
+# The report test renders report.html in headless Chromium. Install it when we can (apt-get, as root);
+# otherwise stop with one line that says how, rather than skip the test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	command -v google-chrome >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian package) for the report test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "make test needs headless Chromium for the report test: run 'sudo apt-get install chromium' (Debian/Ubuntu) or put chromium on PATH, then make test again." >&2; \
+		exit 1; \
+	fi
+
+test: install browser
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/trainlab
 	$(PY) -m pytest

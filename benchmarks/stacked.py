@@ -186,9 +186,8 @@ def main() -> None:
 
 def regularization_study(rounds: int, epochs: int) -> float:
     """Figure 5: examples/regularization.toml, its groups stacked against one run at a time."""
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     from trainlab.api import dataset_from_spec
     from trainlab.study.runner import group_runs, train_group

@@ -2,7 +2,9 @@
 
 Welch's test is checked against a closed form (4 degrees of freedom) and against
 a numerical integration of Student's t density (no scipy); the table's means,
-standard deviations, best epochs, ranking and flags against values worked out by hand.
+standard deviations, intervals, Holm adjustment, best epochs, ranking and
+verdicts against values worked out by hand (issue 10: intervals, effect sizes,
+Holm, "inconclusive" instead of "n.s.", orders of magnitude never a tie).
 """
 
 import math
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from trainlab.errors import InputError
-from trainlab.study.compare import RunRecord, compare, default_metric, row_cells, welch_t_test
+from trainlab.study.compare import RunRecord, compare, default_metric, holm, t_interval, welch_t_test
 
 
 def t_two_sided_p(t, df):
@@ -77,10 +79,11 @@ def test_table_means_stds_best_epochs_and_times_match_hand_values():
     # B: finals 0.6 and 0.5; bests 0.6 (epoch 3) and 0.5 (epoch 1).
     assert b.final_mean == pytest.approx(0.55) and b.best_epoch_mean == 2.0
     assert table.mode == "max" and table.missing == ["D"]
-    assert row_cells(a) == ["1", "A", "0.8 ± 0.14", "0.85 ± 0.071", "2", "3.00", "", "best"]
+    # final 0.8 ± t(0.975, 1) * sqrt(0.02) / sqrt(2) = 0.8 ± 12.706 * 0.1
+    assert table.cells(a) == ["1", "A", "0.8 ± 1.3", "", "", "3", "best"]
 
 
-def test_significance_flags_use_welch_against_the_best_and_diverged_cases_rank_last_untested():
+def test_verdicts_use_welch_against_the_best_and_diverged_cases_rank_last_untested():
     table = compare(RECORDS, metric="val_accuracy")
     a, b, c = table.cases
     expected = welch_t_test([0.6, 0.5], [0.7, 0.9])
@@ -88,10 +91,17 @@ def test_significance_flags_use_welch_against_the_best_and_diverged_cases_rank_l
     assert expected.t == pytest.approx(-0.25 / math.sqrt(0.0125))
     assert expected.df == pytest.approx(0.0125 ** 2 / (0.0025 ** 2 + 0.01 ** 2))
     assert b.p_value == pytest.approx(expected.p) and b.p_value >= 0.05
-    assert (b.significant, b.note) == (False, "n.s.")
+    assert b.p_holm == pytest.approx(b.p_value)  # one comparison: Holm changes nothing
+    # Two seeds cannot tell a difference of 0.25 with this spread: inconclusive, not "the same".
+    assert (b.significant, b.note) == (False, "inconclusive")
+    assert (b.diff, b.diff_low, b.diff_high) == pytest.approx((-0.25, expected.low, expected.high))
     assert (c.case, c.diverged, c.p_value, c.significant, c.note) == ("C", 2, None, None, "diverged 2/2")
     assert a.note == "best" and a.significant is None
-    assert "Welch's two-sided t-test over seeds" in table.caption() and "p >= 0.05" in table.caption()
+    assert "Welch's t-test" in table.caption() and "Holm" in table.caption()
+    verdict = table.verdict()
+    assert verdict.startswith("Best: A, final val_accuracy 0.8 [")
+    assert "Inconclusive with n = 2 (try --seeds 10): B." in verdict
+    assert "Diverged: C in 2 of 2 seeds." in verdict
 
 
 def test_a_clear_difference_is_significant_and_one_seed_is_never_significant():
@@ -99,9 +109,10 @@ def test_a_clear_difference_is_significant_and_one_seed_is_never_significant():
         [run("bad", s, [0.5 + 0.001 * s]) for s in range(3)]
     table = compare(clear, metric="val_accuracy")
     assert [c.case for c in table.cases] == ["good", "bad"]
-    assert table.cases[1].significant is True and table.cases[1].note == ""
+    assert table.cases[1].significant is True and table.cases[1].note == "worse"
+    assert "Worse (Holm-adjusted p): bad by 40 points (p < 0.001)." in table.verdict()
     single = compare([run("good", 0, [0.9]), run("bad", 0, [0.1])], metric="val_accuracy")
-    assert single.cases[1].p_value is None and single.cases[1].note == "n.s."
+    assert single.cases[1].p_value is None and single.cases[1].note == "inconclusive"
     assert math.isnan(single.cases[1].final_std)
 
 
@@ -130,3 +141,74 @@ def test_default_metric_is_the_first_validation_metric_and_a_missing_metric_is_a
         compare(RECORDS, metric="val_f1")
     with pytest.raises(InputError, match=r"no finished runs to compare"):
         compare([])
+
+
+def test_welch_interval_of_the_difference_matches_the_hand_formula():
+    a, b = [1.0, 2.0, 3.0], [3.0, 4.0, 5.0]
+    result = welch_t_test(a, b)
+    # diff -2, se = sqrt(1/3 + 1/3), df 4, t(0.975, 4) = 2.7764451051977987.
+    half = 2.7764451051977987 * math.sqrt(2 / 3)
+    assert (result.low, result.high) == pytest.approx((-2 - half, -2 + half), rel=1e-9)
+
+
+def test_t_interval_matches_the_closed_form():
+    low, high = t_interval([0.9, 0.92, 0.94])
+    # mean 0.92, s = 0.02, t(0.975, 2) = 4.302652729911275
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    assert (low, high) == pytest.approx((0.92 - half, 0.92 + half), rel=1e-9)
+    assert all(math.isnan(v) for v in t_interval([0.9]))
+
+
+def test_holm_adjusts_step_down_by_hand():
+    # sorted p: 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> kept monotone at 0.06)
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_holm_correction_reaches_the_table_over_several_cases():
+    records = [run("best", s, [0.90 + 0.002 * s]) for s in range(3)]
+    offsets = {"x": 0.01, "y": 0.012, "z": 0.3}
+    for name, off in offsets.items():
+        records += [run(name, s, [0.90 - off + 0.002 * s + 0.001 * (s == 1)]) for s in range(3)]
+    table = compare(records, metric="val_accuracy")
+    raw = [c.p_value for c in table.cases[1:]]
+    assert [c.p_holm for c in table.cases[1:]] == pytest.approx(holm(raw))
+    assert all(c.p_holm >= c.p_value for c in table.cases[1:])
+
+
+def test_orders_of_magnitude_are_never_a_tie():
+    best = [run("good", s, [0.04 + 0.005 * s], key="val_loss") for s in range(3)]
+    blown = [run("lr=10", s, [2e3, 1e4, 3e4][s:s + 1], key="val_loss") for s in range(3)]
+    table = compare(best + blown, metric="val_loss")
+    far = table.cases[1]
+    assert far.case == "lr=10" and far.verdict == "far worse" and far.significant is True
+    # One case's seeds span an order of magnitude: the rank test replaces Welch's.
+    assert far.test == "mann-whitney"
+    verdict = table.verdict()
+    assert "Far worse in every seed" in verdict and "lr=10 3.1e5x" in verdict
+    assert "tied" not in verdict.lower() and "inconclusive" not in verdict.lower()
+
+
+def test_a_difference_resolved_within_the_margin_is_tied():
+    # 10 seeds each, means 0.03 points apart: the interval of the difference is well inside ±1 point.
+    records = [run("a", s, [0.950 + 0.001 * (s % 3)]) for s in range(10)] + \
+        [run("b", s, [0.9496 + 0.001 * ((s + 1) % 3)]) for s in range(10)]
+    table = compare(records, metric="val_accuracy")
+    assert table.points and table.margin == 0.01
+    assert table.cases[1].verdict == "tied"
+    assert "1 case is within 1 point of it: b." in table.verdict()
+
+
+def test_the_table_fits_80_columns_and_prints_case_names_literally():
+    from rich.console import Console
+
+    records = [run(f"optimizer={name}, lr=0.001", s, [0.9 - 0.01 * i + 0.001 * s])
+               for i, name in enumerate(["[red]x", "[/b]", "nesterov_momentum_long"]) for s in range(3)]
+    table = compare(records, metric="val_accuracy")
+    console = Console(width=80, record=True, markup=False)
+    console.print(table.table())
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "[red]x" in text and "[/b]" in text and "optimizer, lr" in text
+    assert "nesterov_momentum_long" in text.replace("\n", "")  # never cut inside the word

@@ -1,7 +1,13 @@
 """The command line: arguments -> spec -> library call. No logic of its own.
 
-Exit status: 0 on success, 2 on bad input (one paragraph, no traceback),
-1 on an internal error.
+Exit status: 0 on success, 2 on bad input (one paragraph, no traceback) or a
+usage error (the usage line and one line saying what is wrong), 1 on an
+internal error.
+
+A command is one function decorated with ``@app.command()``: its arguments are
+typer options with plain-text help, it imports what it needs inside, raises
+`InputError` for bad input, and prints through `out` (a console that never
+reads user text as markup).
 """
 
 from __future__ import annotations
@@ -9,22 +15,47 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from trainlab import __version__
 from trainlab.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Help texts are plain text: "[data]" in a help string is a TOML table, not rich markup.
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="trainlab: train neural networks well, compare techniques, explain failures.")
-out = Console()
-err = Console(stderr=True)
+# Nothing a user wrote (a case name, a layer type, a message quoting them) is ever read as markup:
+# both consoles print text as it is, and styled parts are Text objects.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"trainlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print trainlab's version and exit.",
+                                 is_eager=True, callback=_show_version),
+) -> None:
+    """trainlab: train neural networks well, compare techniques, explain failures.
+
+    Each command is one function below; `trainlab COMMAND --help` describes it.
+    """
 
 
 @app.command()
 def fit(
-    spec: Path = typer.Argument(..., help="TOML file with [data], [model] and [recipe]."),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="TOML file with [data], [model] and [recipe]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are written."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -93,50 +124,76 @@ def datasets(json_output: bool = typer.Option(False, "--json", help="Print JSON.
 
 @app.command()
 def catalog(
-    kind: str | None = typer.Argument(None, help="One kind: optimizer, schedule, initializer, ..."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    kind: str | None = typer.Argument(None, metavar="KIND",
+                                      help="One kind: optimizer, schedule, initializer, ... (none: the kinds)."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON (every entry of every kind without KIND)."),
     plot: str | None = typer.Option(None, "--plot", help="With KIND=schedule: draw this schedule to a PNG."),
     output: Path = typer.Option(Path("schedule.png"), "--output", "-o", help="PNG path for --plot."),
 ) -> None:
-    """List every technique with its summary and the claim it makes."""
-    from trainlab.catalog import REGISTRIES, entries
+    """List the techniques of one kind: summary, default settings and the claim each makes."""
+    from trainlab.catalog import canonical_kind, entries, kinds
 
     if plot is not None:
-        if kind != "schedule":
+        if kind is None or canonical_kind(kind) != "schedule":
             raise InputError("--plot draws a schedule: use `trainlab catalog schedule --plot NAME`")
         from trainlab.schedules import plot_schedule
 
         path = plot_schedule(plot, output)
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", highlight=False)
+        return
+    if json_output:
+        print(json.dumps(entries(kind)))
+        return
+    if kind is None:
+        table = Table(title="trainlab catalog: the kinds of technique", box=box.SIMPLE_HEAD)
+        table.add_column("kind", no_wrap=True, min_width=11)
+        table.add_column("entries", justify="right", no_wrap=True, min_width=7)
+        table.add_column("for example")
+        for row in kinds():
+            table.add_row(row["kind"], str(row["count"]), _first_names(row["names"], 44))
+        out.print(table)
+        out.print("`trainlab catalog KIND` lists one kind with summaries, defaults and claims.")
         return
     rows = entries(kind)
-    if json_output:
-        print(json.dumps(rows))
-        return
-    table = Table(title="trainlab catalog" if kind is None else f"{kind}s")
-    for column in ("kind", "name", "summary", "claim"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"{len(rows)} {canonical_kind(kind)}s", box=box.SIMPLE_HEAD, show_lines=True)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("what it is, its defaults, and its claim", ratio=1)
     for row in rows:
-        table.add_row(row["kind"], row["name"], row["summary"], row["claim"])
+        text = Text(row["summary"])
+        if row["defaults"]:
+            text.append("\ndefaults: ", style="dim").append(row["defaults"])
+        if row["claim"]:
+            text.append("\nclaim: ", style="dim").append(row["claim"])
+        table.add_row(Text(row["name"]), text)
     out.print(table)
-    if kind is None:
-        out.print(f"kinds: {', '.join(REGISTRIES)}")
 
 
 @app.command()
 def study(
-    spec: Path = typer.Argument(..., help="Study TOML: a fit spec plus [study] (seeds, vary, case)."),
+    spec: Path = typer.Argument(..., metavar="SPEC",
+                                help="Study TOML: a fit spec plus [study] (seeds, vary, case)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the study folder is written."),
-    resume: bool = typer.Option(False, "--resume", help="Keep finished runs; train only the missing ones."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1,
+                                     help="Seeds per case, instead of the file's study.seeds."),
+    fresh: bool = typer.Option(False, "--fresh", help="Retrain every run, even those already finished."),
+    resume: bool = typer.Option(False, "--resume", hidden=True,
+                                help="Kept for scripts: finished runs are always reused."),
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
 ) -> None:
-    """Train every case x seed of a study, print the ranked table and write report.html."""
-    from trainlab.study import load_study, run_study
+    """Train every case x seed of a study, print the ranked table and write report.html.
+
+    Runs already finished in the study folder (from an earlier or interrupted call) are reused, so the
+    command can be repeated; --fresh retrains them, --seeds N adds seeds.
+    """
+    from trainlab.study import load_study, parse_study, run_study
     from trainlab.study.progress import RichStudyProgress
 
     parsed = load_study(spec)
+    if seeds is not None:
+        raw = dict(parsed.raw)
+        parsed = parse_study({**raw, "study": {**raw.get("study", {}), "seeds": seeds}}, source=str(spec))
     if dry_run:
         plan = [{"run_id": r.run_id, "case": r.case.label, "seed": r.seed} for r in parsed.runs]
         if json_output:
@@ -148,19 +205,39 @@ def study(
                   f"nothing trained (--dry-run)")
         return
     progress = None if (quiet or json_output) else RichStudyProgress(out)
-    result = run_study(parsed, runs_dir=runs_dir, resume=resume, progress=progress)
+    result = run_study(parsed, runs_dir=runs_dir, resume=not fresh, fresh=fresh, progress=progress)
     if json_output:
         print(json.dumps({"name": parsed.name, "study_dir": str(result.study_dir),
                           "report": str(result.report), "trained": result.trained, "reused": result.reused,
                           "comparison": result.comparison.to_dict()}))
         return
-    out.print(result.comparison.table())
-    out.print(f"{len(result.trained)} runs trained, {len(result.reused)} reused; report: {result.report}")
+    _print_comparison(result.comparison)
+    reused = (f"{len(result.reused)} reused (finished earlier; --fresh retrains them)" if result.reused
+              else "0 reused")
+    out.print(f"{len(result.trained)} runs trained, {reused}; report: {result.report}", highlight=False,
+              soft_wrap=True)
+
+
+def _first_names(names: list[str], width: int) -> str:
+    """As many whole names as fit in `width` characters, then '...'."""
+    shown = ""
+    for index, name in enumerate(names):
+        more = ", ..." if index + 1 < len(names) else ""
+        if len(shown) + len(name) + 2 + len(more) > width:
+            return shown + ", ..."
+        shown = name if not shown else f"{shown}, {name}"
+    return shown
+
+
+def _print_comparison(comparison: Any) -> None:
+    """The verdict paragraph, then the ranked table."""
+    out.print(Text(comparison.verdict()), soft_wrap=False)
+    out.print(comparison.table())
 
 
 @app.command()
 def report(
-    study_dir: Path = typer.Argument(..., help="A study folder, runs/<study-name>/."),
+    study_dir: Path = typer.Argument(..., metavar="STUDY_DIR", help="A study folder, runs/<study-name>/."),
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Rebuild a study's report.html (and print its ranked table) from the stored runs."""
@@ -174,8 +251,8 @@ def report(
     if json_output:
         print(json.dumps({"report": str(path), "comparison": comparison.to_dict()}))
         return
-    out.print(comparison.table())
-    out.print(f"report: {path}")
+    _print_comparison(comparison)
+    out.print(f"report: {path}", highlight=False)
 
 
 runs_app = typer.Typer(help="List the runs and studies recorded in the run index (runs/index.sqlite).",
@@ -211,23 +288,27 @@ def runs_list(
         for s in studies:
             table.add_row(s.name, s.status, str(s.num_runs or ""), _when(s.updated), s.study_dir or "")
         out.print(table)
-    table = Table(title=f"{len(rows)} runs in {runs_dir}")
-    for column in ("id", "study", "case", "seed", "status", "started", "final"):
-        table.add_column(column, overflow="fold")
+    # 80 columns: the id names the study and the case; started is short; one final metric per run.
+    table = Table(title=f"{len(rows)} runs in {runs_dir}", box=box.SIMPLE_HEAD)
+    table.add_column("id (study/run)", overflow="fold", ratio=1)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("final", no_wrap=True)
     for r in rows:
-        shown = {k: v for k, v in r.final.items() if k.startswith("val_")} or \
-            {k: v for k, v in r.final.items() if k == "loss"}
-        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                          for k, v in shown.items())
-        table.add_row(r.id, r.study or "", r.case or "", "" if r.seed is None else str(r.seed), r.status,
-                      _when(r.started), final)
+        key = next((k for k in r.final if k.startswith("val_") and k != "val_loss"), None) or \
+            next((k for k in ("val_loss", "loss") if k in r.final), None)
+        value = r.final.get(key) if key else None
+        name = (key or "").replace("accuracy", "acc")
+        final = "" if key is None else (f"{name} {value:.4g}" if isinstance(value, (int, float))
+                                        else f"{name} {value}")
+        table.add_row(r.id, r.status, _when(r.started, short=True), final)
     out.print(table)
 
 
 @runs_app.command("show")
 def runs_show(
     context: typer.Context,
-    run_id: str = typer.Argument(..., help="A run id (or its unique beginning) from `trainlab runs`."),
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="A run id (or its unique beginning) from `trainlab runs`."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one run: its study and case, status, times, final metrics, folder and spec."""
@@ -252,40 +333,65 @@ def runs_show(
     out.print_json(json.dumps(row.spec))
 
 
-def _when(timestamp: float | None) -> str:
+def _when(timestamp: float | None, *, short: bool = False) -> str:
     import time as _time
 
-    return "" if timestamp is None else _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(timestamp))
+    form = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    return "" if timestamp is None else _time.strftime(form, _time.localtime(timestamp))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input -> exit 2 with a message; an internal error -> exit 1."""
+    """Entry point: bad input or a usage error -> exit 2 with a message; an internal error -> exit 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        _usage_error("Usage: trainlab [OPTIONS] COMMAND [ARGS]...",
+                     f"a command is needed: {', '.join(_command_names())}.", "trainlab --help")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=args, standalone_mode=False, prog_name="trainlab")
     except InputError as error:
-        from rich.markup import escape
-
-        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), str(error)), highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except typer.Exit as stop:  # --version, --help
+        if stop.exit_code:
+            sys.exit(stop.exit_code)
+        return
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as error:  # usage: an unknown command or option, a missing argument
+        context = getattr(error, "ctx", None)
+        usage = context.get_usage() if context is not None else "Usage: trainlab [OPTIONS] COMMAND [ARGS]..."
+        where = context.command_path if context is not None else "trainlab"
+        _usage_error(usage, error.format_message(), f"{where} --help", code=error.exit_code)
     except SystemExit:
         raise
-    except Exception as error:  # click's usage errors come through here too
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(1)
+    except Exception as error:
         import traceback
 
         traceback.print_exc()
-        err.print(f"[bold red]internal error:[/] {type(error).__name__}: {error}. "
-                  "This is a bug in trainlab; please report it with the spec that caused it.")
+        err.print(Text.assemble(("internal error: ", "bold red"),
+                                f"{type(error).__name__}: {error}. This is a bug in trainlab; please report "
+                                "it with the spec that caused it."), soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _usage_error(usage: str, message: str, help_command: str, *, code: int = 2) -> None:
+    """The usage line, then one line saying what is wrong and where the help is; exit `code`."""
+    err.print(usage.strip(), highlight=False, soft_wrap=True)
+    message = message.strip()
+    message += "" if message.endswith((".", "?", "!")) else "."
+    err.print(Text.assemble(("error: ", "bold red"), f"{message} See '{help_command}'."),
+              highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _command_names() -> list[str]:
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    return names + [g.name or "" for g in app.registered_groups]
 
 
 if __name__ == "__main__":

@@ -55,11 +55,16 @@ __all__ = ["StudyProgress", "StudyResult", "Trained", "group_runs", "run_study",
 
 @dataclass(frozen=True)
 class Trained:
-    """One trained member of a group: its History (as the engine returns it), model and time."""
+    """One trained member of a group: its History (as the engine returns it), model and time.
+
+    `shared_by` > 1: `seconds` is the wall time of a group of that many runs trained together, split
+    evenly (not a measurement of this run alone).
+    """
 
     history: History
     model: nn.Module
     seconds: float
+    shared_by: int = 1
 
 
 class StudyProgress:
@@ -205,11 +210,11 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
         history.model.scaler = prepared.scaler
         history.recipe, history.scaler = run.spec.recipe, prepared.scaler
         history.version, history.dataset = __version__, dataset.name
-        done(run, Trained(history=history, model=history.model, seconds=seconds))
+        done(run, Trained(history=history, model=history.model, seconds=seconds, shared_by=len(runs)))
 
 
 def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = False,
-              progress: StudyProgress | None = None, report: bool = True) -> StudyResult:
+              progress: StudyProgress | None = None, report: bool = True, fresh: bool = False) -> StudyResult:
     """Train every run of `study` that is not finished yet, then compare the cases and write the report.
 
     Args:
@@ -219,6 +224,7 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
             Without it, a study folder that holds finished runs is an error (nothing is overwritten).
         progress: told about each run and epoch (`trainlab study` shows a progress bar).
         report: write ``report.html`` in the study folder.
+        fresh: retrain every run, replacing the finished ones (wins over `resume`).
 
     Raises:
         InputError: the study folder holds finished runs and `resume` is False, a finished run was
@@ -227,7 +233,7 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
     progress = progress or StudyProgress()
     root = Path(runs_dir)
     study_dir = run_folder(root, study.name)
-    finished = _finished_runs(study, study_dir, resume=resume)
+    finished = set() if fresh else _finished_runs(study, study_dir, resume=resume)
     todo = [run for run in study.runs if run.run_id not in finished]
     datasets = _load_datasets(todo)  # a bad data source fails before anything is written
     _check_before_training(todo, datasets)  # so do shapes, targets and devices
@@ -251,6 +257,7 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
         trained.append(run.run_id)
         progress.run_end(run, RunRecord(run_id=run.run_id, case=run.case.label, seed=run.seed,
                                         history=member.history.history, seconds=member.seconds,
+                                        seconds_shared_by=member.shared_by,
                                         stop_reason=member.history.stop_reason,
                                         steps_per_epoch=result["steps_per_epoch"]))
 
@@ -298,8 +305,8 @@ def _finished_runs(study: Study, study_dir: Path, *, resume: bool) -> set[str]:
             raise InputError(
                 f"{study_dir / run.run_id} holds a finished run trained from another spec than the study now "
                 f"describes for case '{run.case.label}' seed {run.seed} (the study file changed since). "
-                f"Remove that folder to retrain it, remove {study_dir} to start the study over, or change "
-                "the study's name to keep both."
+                f"Remove that folder to retrain it, retrain the whole study with --fresh (fresh=True), or "
+                "change the study's name to keep both."
             )
         finished.add(run.run_id)
     if finished and not resume:
@@ -365,7 +372,8 @@ def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained) 
                       model=member.model, recipe=run.spec.recipe, result={
                           "name": study.name, "run_id": run.run_id, "study": study.name, "case": run.case.label,
                           "spec_hash": run.spec_hash, "steps_per_epoch": params.get("steps"),
-                          "seconds": member.seconds})
+                          "seconds": member.seconds,
+                          "seconds_shared_by": member.shared_by})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
