@@ -184,7 +184,7 @@ def _direction(monitor: str, mode: str, who: str) -> str:
     if mode != "auto":
         return mode
     base = monitor.removeprefix("val_")
-    if base in ("loss", "mse", "rmse", "mae", "penalty") or base.endswith("loss") or base.endswith("error"):
+    if base in ("loss", "mse", "rmse", "mae", "penalty", "ece") or base.endswith("loss") or base.endswith("error"):
         return "min"
     if base in ("accuracy", "acc", "precision", "recall", "f1", "auc", "r2", "top_k_accuracy") or \
             base.endswith("accuracy"):
