@@ -25,6 +25,7 @@ from torch import nn
 
 from trainlab import __version__, engine
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
+from trainlab.data_images import register_image_sets
 from trainlab.datasets import Dataset, as_dataset, split_validation
 from trainlab.datasets import scaler as make_scaler
 from trainlab.errors import InputError
@@ -114,6 +115,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         `.stop_reason`, `.recipe`, `.model`, `.scaler` and `.version`.
     """
     recipe = as_recipe(recipe)
+    register_image_sets()
     dataset = as_dataset(data, source="data")
     module = as_model(model)
     prepared = prepare(dataset, validation_split=validation_split, validation_data=validation_data,
@@ -145,6 +147,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
 
 
 def dataset_from_spec(spec: DataSpec) -> Dataset:
+    register_image_sets()
     if spec.name is not None:
         return as_dataset({"name": spec.name, **spec.options} if spec.options else spec.name,
                           source="data.name")
