@@ -350,6 +350,8 @@ def test_weight_noise_perturbs_the_training_forward_and_never_stores_the_noise()
     model.eval()
     torch.testing.assert_close(model[0].weight, clean["0.weight"], rtol=0, atol=0)
     model.train()
+    assert sorted(model.state_dict()) == sorted(clean)  # plain keys while training, too
+    model.load_state_dict(clean)
     out = model(torch.randn(8, 50)).sum()
     out.backward()
     assert model[0].parametrizations.weight.original.grad is not None  # the gradient reaches the clean W

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 from torch import nn
 
-from trainlab import __version__, engine
+from trainlab import __version__, augment, engine
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.data_images import register_image_sets
 from trainlab.datasets import Dataset, as_dataset, split_validation
@@ -132,6 +132,15 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     all_callbacks = as_callback_list(callbacks)
     if recipe.early_stopping is not None:
         all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
+    noise = augment.weight_noise(recipe)
+    if noise is not None:
+        all_callbacks = [noise, *all_callbacks]
+    if augment.batch_transforms(recipe, num_classes=dataset.num_classes):
+        raise InputError(
+            "recipe: augment, input_noise, mixup and cutmix are applied by the training loop's batch "
+            "transforms (LoopConfig(batch_transforms=...)), which this version of the engine does not "
+            "have; leave them out, or use the Keras layers (RandomFlip, GaussianNoise, ...) in the model."
+        )
     config = engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
                                shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
                                verbose=verbose, clip_grad_norm=recipe.clip_grad_norm,

@@ -201,14 +201,21 @@ def mnist1d(*, num_samples: int = 5000, seed: int = 42, layout: str = "flat",
                    task="classification", num_classes=10, name="mnist1d")
 
 
-def digits_images(*, layout: str = "nhwc", shuffled: bool = True) -> Dataset:
-    """scikit-learn's digits as 8x8 grey images in [0, 1] (raw values 0..16 divided by 16)."""
+def digits_images(*, layout: str = "nhwc", shuffled: bool = True, subset: int | None = None) -> Dataset:
+    """scikit-learn's digits as 8x8 grey images in [0, 1] (raw values 0..16 divided by 16).
+
+    `subset=n` keeps the first n samples (of the shuffled order, when `shuffled`).
+    """
     from trainlab.datasets import digits
 
     check.choice("digits_images: layout", layout, IMAGE_LAYOUTS)
     flat = digits(shuffled=shuffled)
     images = flat.x.reshape(-1, 8, 8).numpy() / np.float32(16.0)
-    return Dataset(x=_as_layout(images, layout), y=flat.y, task="classification", num_classes=10,
+    labels = flat.y
+    if subset is not None:
+        check.int_at_least("digits_images: subset", subset, 1)
+        images, labels = images[:subset], labels[:subset]
+    return Dataset(x=_as_layout(images, layout), y=labels, task="classification", num_classes=10,
                    name="digits_images", class_names=flat.class_names)
 
 

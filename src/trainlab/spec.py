@@ -118,6 +118,11 @@ class RecipeSpec(_Strict):
     clip_grad_value: float | None = Field(default=None, gt=0)
     divergence_factor: float | None = Field(default=100.0, gt=0)
     device: str = "auto"
+    augment: list[NameOrTable] | None = None
+    input_noise: float | dict[str, Any] | None = None
+    weight_noise: float | dict[str, Any] | None = None
+    mixup: float | dict[str, Any] | None = None
+    cutmix: float | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _techniques(self) -> RecipeSpec:
@@ -134,6 +139,10 @@ class RecipeSpec(_Strict):
         resolved = make_loss(self.loss, source="recipe.loss") if self.loss is not None else None
         for m in self.metrics or []:
             make_metric(m, loss=resolved, source="recipe.metrics")
+        from trainlab.augment import batch_transforms, weight_noise
+
+        batch_transforms(self)
+        weight_noise(self)
         return self
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "BatchTransform",
     "augmentation",
     "batch_transforms",
+    "weight_noise",
 ]
 
 
@@ -118,6 +119,20 @@ def batch_transforms(recipe_fields: Mapping[str, Any] | Any, *,
         transforms.append(augmentation({"name": key, **settings}, source=f"recipe.{key}",
                                        num_classes=num_classes))
     return transforms
+
+
+def weight_noise(recipe_fields: Mapping[str, Any] | Any) -> Any:
+    """The recipe's ``weight_noise`` (a stddev or ``{stddev = ...}``) as a WeightNoise callback, or None."""
+    from trainlab.augment.noise import WeightNoise
+
+    setting = _fields(recipe_fields).get("weight_noise")
+    if setting is None:
+        return None
+    settings = {"stddev": setting} if not isinstance(setting, Mapping) else dict(setting)
+    unknown = sorted(set(settings) - {"stddev"})
+    if unknown:
+        raise InputError(f"recipe.weight_noise has no setting {unknown[0]!r}. Settings: stddev.")
+    return WeightNoise(stddev=settings["stddev"])
 
 
 def _fields(recipe_fields: Mapping[str, Any] | Any) -> dict[str, Any]:

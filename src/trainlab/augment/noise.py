@@ -101,6 +101,7 @@ class WeightNoise(Callback):
         self.stddev = check.positive("weight_noise: stddev", stddev,
                                      "It is the std of the noise added to each weight; 0.01 is typical.")
         self._added: list[tuple[nn.Module, str]] = []
+        self._handles: list[Any] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         for module in self.model.modules():
@@ -109,9 +110,34 @@ class WeightNoise(Callback):
                 if param is not None and param.ndim >= 2 and not parametrize.is_parametrized(module, name):
                     parametrize.register_parametrization(module, name, _AdditiveNoise(module, self.stddev))
                     self._added.append((module, name))
+                    # The state dict keeps its plain keys ("weight"), so checkpoints, best-weight copies
+                    # and saved models look the same with or without weight noise.
+                    self._handles.append(module.register_state_dict_post_hook(_plain_keys(name)))  # type: ignore[no-untyped-call]
+                    self._handles.append(module.register_load_state_dict_pre_hook(_parametrized_keys(name)))  # type: ignore[no-untyped-call]
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        for handle in self._handles:
+            handle.remove()
         for module, name in reversed(self._added):
             parametrize.remove_parametrizations(module, name, leave_parametrized=False)
         self._added.clear()
+        self._handles.clear()
+
+
+def _plain_keys(name: str) -> Any:
+    def hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+        key = f"{prefix}parametrizations.{name}.original"
+        if key in state_dict:
+            state_dict[f"{prefix}{name}"] = state_dict.pop(key)
+
+    return hook
+
+
+def _parametrized_keys(name: str) -> Any:
+    def hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        key = f"{prefix}{name}"
+        if key in state_dict:
+            state_dict[f"{prefix}parametrizations.{name}.original"] = state_dict.pop(key)
+
+    return hook
 
