@@ -410,9 +410,10 @@ def _box_mask(top: Tensor, left: Tensor, box_h: Tensor, box_w: Tensor, height: i
     """(N, 1, H, W) True inside each image's box [top, top + box_h) x [left, left + box_w)."""
     rows = torch.arange(height, device=top.device).view(1, height, 1)
     cols = torch.arange(width, device=top.device).view(1, 1, width)
-    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + box_h).view(-1, 1, 1))
-              & (cols >= left.view(-1, 1, 1)) & (cols < (left + box_w).view(-1, 1, 1)))
-    return inside.unsqueeze(1)
+    # Rows and columns are tested apart ((N, H, 1) and (N, 1, W)) and combined once.
+    in_rows = (rows >= top.view(-1, 1, 1)) & (rows < (top + box_h).view(-1, 1, 1))
+    in_cols = (cols >= left.view(-1, 1, 1)) & (cols < (left + box_w).view(-1, 1, 1))
+    return (in_rows & in_cols).unsqueeze(1)
 
 
 @AUGMENTATIONS.register(
