@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import random
@@ -82,6 +83,19 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise InputError(f"{file}: the header announces shape {tuple(dims)} ({count * dtype.itemsize} bytes) "
                          f"but {len(raw) - start} bytes follow; the file is truncated or damaged.")
     return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_idx_once(path: Path, size: int, modified: int) -> np.ndarray:
+    array = read_idx(path)
+    array.setflags(write=False)
+    return array
+
+
+def _read_cached(path: Path) -> np.ndarray:
+    """`read_idx`, read once per process for an unchanged file (decompressing 60,000 images takes a while)."""
+    stat = path.stat()
+    return _read_idx_once(path, stat.st_size, stat.st_mtime_ns)
 
 
 def _fashion_mnist_dir(path: str | Path | None) -> Path:
@@ -143,8 +157,8 @@ def fashion_mnist(*, part: str = "train", subset: int | None = None, layout: str
     xs, ys = [], []
     for name in parts:
         images_file, labels_file = FASHION_MNIST_FILES[name]
-        xs.append(read_idx(_find(folder, images_file)))
-        ys.append(read_idx(_find(folder, labels_file)))
+        xs.append(_read_cached(_find(folder, images_file)))
+        ys.append(_read_cached(_find(folder, labels_file)))
     images, labels = np.concatenate(xs), np.concatenate(ys)
     if images.shape[0] != labels.shape[0]:
         raise InputError(f"fashion_mnist: {images.shape[0]} images but {labels.shape[0]} labels in {folder}.")
@@ -183,6 +197,18 @@ def mnist1d(*, num_samples: int = 5000, seed: int = 42, layout: str = "flat",
     except ImportError as error:
         raise InputError("mnist1d: the `mnist1d` package is not installed; install it with "
                          "`pip install mnist1d` (trainlab declares it as a dependency).") from error
+    x, y = _generate_mnist1d(num_samples, seed, get_dataset_args, make_dataset)
+    keep = _subset(len(y), subset, 0)
+    x, y = (x[keep], y[keep]) if keep is not None else (x.copy(), y.copy())
+    tensor = torch.from_numpy(np.ascontiguousarray(x))
+    return Dataset(x=tensor.unsqueeze(-1) if layout == "nlc" else tensor, y=torch.from_numpy(y),
+                   task="classification", num_classes=10, name="mnist1d")
+
+
+@functools.lru_cache(maxsize=4)
+def _generate_mnist1d(num_samples: int, seed: int, get_dataset_args: Any,
+                      make_dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Generated once per process for each (num_samples, seed); read-only arrays."""
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, seed
     numpy_state, python_state = np.random.get_state(), random.getstate()
@@ -193,12 +219,9 @@ def mnist1d(*, num_samples: int = 5000, seed: int = 42, layout: str = "flat",
         random.setstate(python_state)
     x = np.concatenate([made["x"], made["x_test"]]).astype(np.float32)
     y = np.concatenate([made["y"], made["y_test"]]).astype(np.int64)
-    keep = _subset(len(y), subset, 0)
-    if keep is not None:
-        x, y = x[keep], y[keep]
-    tensor = torch.from_numpy(np.ascontiguousarray(x))
-    return Dataset(x=tensor.unsqueeze(-1) if layout == "nlc" else tensor, y=torch.from_numpy(y),
-                   task="classification", num_classes=10, name="mnist1d")
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def digits_images(*, layout: str = "nhwc", shuffled: bool = True, subset: int | None = None) -> Dataset:
