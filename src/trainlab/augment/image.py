@@ -216,7 +216,10 @@ class RandomTranslation(_AffineBase):
     claim="Small rotations make the model invariant to the tilt of the object; the label is kept.",
 )
 class RandomRotation(_AffineBase):
-    """Rotate each image by a random angle in [-factor, factor] x 2 pi (Keras's RandomRotation)."""
+    """Rotate each image by a random angle in [-factor, factor] x 2 pi (Keras's RandomRotation).
+
+    A positive angle turns the content counter-clockwise, as in Keras.
+    """
 
     name = "random_rotation"
 
@@ -229,7 +232,9 @@ class RandomRotation(_AffineBase):
                  device: torch.device) -> tuple[Tensor, Tensor]:
         angle = _uniform(n, *self.range, generator, device) * (2.0 * math.pi)
         cos, sin = angle.cos(), angle.sin()
-        matrix = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], dim=1)
+        # Image axes are x right, y down: output p reads the input at R p, which turns the content
+        # counter-clockwise for a positive angle (Keras's convention).
+        matrix = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], dim=1)
         return matrix, torch.zeros(n, 2, dtype=angle.dtype, device=device)
 
 
