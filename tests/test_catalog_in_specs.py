@@ -9,6 +9,7 @@ import torch
 import trainlab
 from trainlab.activations import ACTIVATIONS
 from trainlab.api import dataset_from_spec
+from trainlab.augment import AUGMENTATIONS
 from trainlab.errors import InputError
 from trainlab.initializers import INITIALIZERS
 from trainlab.metrics import METRICS
@@ -239,3 +240,36 @@ def test_data_technique_recipe_fields_validate(fields):
 def test_bad_data_technique_fields_are_spec_errors(fields, message):
     with pytest.raises(InputError, match=message):
         spec(**fields)
+
+
+def _engine_takes_batch_transforms():
+    import dataclasses
+
+    return "batch_transforms" in {f.name for f in dataclasses.fields(trainlab.engine.LoopConfig)}
+
+
+SIGNAL_AUGMENTATIONS = {"signal_shift", "signal_scale", "signal_jitter"}
+
+
+@pytest.mark.skipif(not _engine_takes_batch_transforms(),
+                    reason="the engine applies recipe augmentations through LoopConfig(batch_transforms=...)")
+@pytest.mark.parametrize("name", AUGMENTATIONS.names())
+def test_every_recipe_augmentation_trains_from_a_spec(name):
+    if name in SIGNAL_AUGMENTATIONS:
+        data = {"name": "mnist1d", "options": {"num_samples": 300}}
+        layers = [{"type": "Dense", "units": 32, "activation": "relu"},
+                  {"type": "Dense", "units": 10, "activation": "softmax"}]
+    else:
+        data = {"name": "digits_images", "scaling": "none", "options": {"subset": 300}}
+        layers = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                  {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
+    recipe = {"num_epochs": 2, "seed": 0, "batch_size": 64}
+    if name in ("mixup", "cutmix"):
+        recipe[name] = {"alpha": 0.4}
+    elif name == "gaussian_noise":
+        recipe["input_noise"] = {"stddev": 0.1}
+    else:
+        recipe["augment"] = [name]
+    parsed = parse_spec({"name": "t", "data": data, "model": {"layers": layers}, "recipe": recipe})
+    history = train(parsed)
+    assert all(math.isfinite(v) for v in history.history["loss"] + history.history["val_loss"])
