@@ -366,3 +366,12 @@ def test_keras_layers_are_in_the_layers_registry():
                  "RandomContrast", "GaussianNoise", "GaussianDropout"):
         assert name in LAYERS
     assert math.isclose(GaussianDropout(0.5).rate, 0.5)
+
+
+@pytest.mark.parametrize("config", KERAS_LAYERS, ids=lambda c: c["type"])
+def test_every_augmentation_layer_runs_under_vmap_with_its_own_draws_per_member(config):
+    # Stacked members run one model under torch.func.vmap(randomness="different").
+    layer = layer_from_config(config).train()
+    x = images(n=4).expand(3, 4, 12, 10, 3)
+    out = torch.func.vmap(layer, randomness="different")(x)
+    assert out.shape == x.shape and not torch.equal(out[0], out[1])

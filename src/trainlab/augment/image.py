@@ -170,9 +170,9 @@ def _resample(x: Tensor, matrix: Tensor, offset: Tensor, *, fill_mode: str, inte
     n, _, height, width = x.shape
     # Pixel units -> grid_sample's normalized units ([-1, 1] across each side, align_corners=False).
     scale = torch.tensor([width / 2.0, height / 2.0], dtype=x.dtype, device=x.device)
-    theta = torch.empty(n, 2, 3, dtype=x.dtype, device=x.device)
-    theta[:, :, :2] = matrix.to(x.dtype) * scale[None, None, :] / scale[None, :, None]
-    theta[:, :, 2] = offset.to(x.dtype) / scale
+    # Built without in-place writes, so that it also runs under torch.func.vmap (stacked members).
+    linear = matrix.to(x.dtype) * scale[None, None, :] / scale[None, :, None]
+    theta = torch.cat([linear, (offset.to(x.dtype) / scale).unsqueeze(-1)], dim=-1)
     grid = F.affine_grid(theta, [n, x.shape[1], height, width], align_corners=False)
     source = x - fill_value if fill_mode == "constant" and fill_value else x
     out = F.grid_sample(source, grid, mode=interpolation, padding_mode=FILL_MODES[fill_mode],
