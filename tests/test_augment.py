@@ -113,6 +113,14 @@ def test_image_augmentations_give_the_same_result_in_both_layouts():
         torch.testing.assert_close(nchw.permute(0, 2, 3, 1), nhwc)
 
 
+def test_the_affine_grid_equals_torchs():
+    from trainlab.augment.image import affine_grid
+
+    theta = torch.randn(5, 2, 3, generator=gen(0))
+    expected = torch.nn.functional.affine_grid(theta, [5, 1, 7, 9], align_corners=False)
+    torch.testing.assert_close(affine_grid(theta, 7, 9), expected)
+
+
 def test_a_quarter_turn_rotation_equals_rot90_counter_clockwise():
     x = torch.randn(2, 9, 9, 1, generator=gen(0))
     turn = RandomRotation(factor=(0.25, 0.25), fill_mode="constant")

@@ -5,7 +5,7 @@ Images are (N, H, W, C) (Keras layout, ``layout="nhwc"``, the default) or
 channel. Each augmentation draws its parameters for the whole batch from the
 generator (`draw`), then applies them with a few tensor operations (`apply`):
 no per-sample Python work. Translation, rotation and zoom are affine maps,
-each one `affine_grid` + `grid_sample` call per batch; consecutive ones in a
+each one affine grid + `grid_sample` call per batch; consecutive ones in a
 recipe are fused into a single call (`fuse_affine`), so the image is
 resampled once.
 
@@ -166,18 +166,32 @@ class _AffineBase(ImageAugmentation):
 
 def _resample(x: Tensor, matrix: Tensor, offset: Tensor, *, fill_mode: str, interpolation: str,
               fill_value: float) -> Tensor:
-    """One affine_grid + grid_sample for the whole batch."""
+    """One affine grid + grid_sample for the whole batch."""
     n, _, height, width = x.shape
     # Pixel units -> grid_sample's normalized units ([-1, 1] across each side, align_corners=False).
     scale = torch.tensor([width / 2.0, height / 2.0], dtype=x.dtype, device=x.device)
     # Built without in-place writes, so that it also runs under torch.func.vmap (stacked members).
     linear = matrix.to(x.dtype) * scale[None, None, :] / scale[None, :, None]
     theta = torch.cat([linear, (offset.to(x.dtype) / scale).unsqueeze(-1)], dim=-1)
-    grid = F.affine_grid(theta, [n, x.shape[1], height, width], align_corners=False)
+    grid = affine_grid(theta, height, width)
     source = x - fill_value if fill_mode == "constant" and fill_value else x
     out = F.grid_sample(source, grid, mode=interpolation, padding_mode=FILL_MODES[fill_mode],
                         align_corners=False)
     return out + fill_value if fill_mode == "constant" and fill_value else out
+
+
+def affine_grid(theta: Tensor, height: int, width: int) -> Tensor:
+    """``F.affine_grid(theta, (N, C, height, width), align_corners=False)`` as one batched matmul.
+
+    The same grid (to float rounding); written out because torch has no vmap
+    rule for affine_grid (stacked members would fall back to a slow loop), and
+    the matmul is also faster on the CPU.
+    """
+    xs = (torch.arange(width, dtype=theta.dtype, device=theta.device) * 2 + 1) / width - 1
+    ys = (torch.arange(height, dtype=theta.dtype, device=theta.device) * 2 + 1) / height - 1
+    base = torch.stack([xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)], -1)
+    grid = base.view(1, height * width, 2) @ theta[..., :2].transpose(-1, -2) + theta[..., 2].unsqueeze(-2)
+    return grid.view(*theta.shape[:-2], height, width, 2)
 
 
 def _identity(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
