@@ -366,10 +366,6 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     target_dtype: torch.dtype = field(default=torch.long, init=False)
 
     def __call__(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        if y_true.is_floating_point() and y_true.shape == y_pred.shape and y_pred.shape[-1] > 1:
-            # Probability rows, as mixup and cutmix make from the labels: categorical cross-entropy.
-            soft = CategoricalCrossentropy(from_logits=self.from_logits, label_smoothing=self.label_smoothing)
-            return soft(y_pred, y_true)
         labels = _labels(self.name, y_pred, y_true)
         if self.from_logits:
             return F.cross_entropy(_classes_second(y_pred), labels, label_smoothing=self.label_smoothing)
