@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser fashion-mnist demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -32,7 +32,18 @@ browser:
 		exit 1; \
 	fi
 
-test: install browser
+# Fashion-MNIST ships as Debian's dataset-fashion-mnist (IDX files); its real-data test and the
+# augmentation example read it. Installed when we can; otherwise one line says how (that test is skipped).
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing dataset-fashion-mnist (Debian package) for the real-data tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+		echo "note: Fashion-MNIST is not installed ('sudo apt-get install dataset-fashion-mnist'); its real-data test is skipped." >&2; \
+	fi
+
+test: install browser fashion-mnist
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src/trainlab
 	$(PY) -m pytest

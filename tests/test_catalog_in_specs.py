@@ -9,6 +9,8 @@ import torch
 import trainlab
 from trainlab.activations import ACTIVATIONS
 from trainlab.api import dataset_from_spec
+from trainlab.augment import AUGMENTATIONS
+from trainlab.errors import InputError
 from trainlab.initializers import INITIALIZERS
 from trainlab.metrics import METRICS
 from trainlab.optimizers import OPTIMIZERS
@@ -114,10 +116,12 @@ CLASSIFICATION_METRICS = ["accuracy", "acc", "sparse_categorical_accuracy", {"na
                           {"name": "f1", "average": "micro"}, "auc", "confusion_matrix",
                           "categorical_accuracy"]
 REGRESSION_METRICS = ["mse", "rmse", "mae", "r2"]
+CALIBRATION_METRICS = ["ece", {"name": "ece", "num_bins": 5}, "log_loss", "nll"]
 
 
 def test_metric_lists_cover_the_catalog():
-    named = {m if isinstance(m, str) else m["name"] for m in CLASSIFICATION_METRICS + REGRESSION_METRICS}
+    named = {m if isinstance(m, str) else m["name"]
+             for m in CLASSIFICATION_METRICS + REGRESSION_METRICS + CALIBRATION_METRICS}
     assert set(METRICS.names()) - named == {"binary_accuracy"}  # covered below on a binary task
 
 
@@ -168,3 +172,104 @@ def test_a_combination_of_techniques_trains_well():
     model = trainlab.Sequential(parsed.model.layers)
     history = trainlab.fit(model, "digits", parsed.recipe)
     assert history.history["val_accuracy"][-1] > 0.93
+
+
+@pytest.mark.parametrize("metric", CALIBRATION_METRICS)
+def test_calibration_metrics_from_a_spec_land_in_the_history(metric):
+    history = train(spec(metrics=["accuracy", metric]))
+    key = {"nll": "log_loss"}.get(metric if isinstance(metric, str) else metric["name"], "")
+    key = key or (metric if isinstance(metric, str) else metric["name"])
+    value = history.history[f"val_{key}"][-1]
+    assert 0 <= value <= (1 if key == "ece" else 50)
+
+
+IMAGE_LAYERS = [
+    {"type": "RandomFlip", "mode": "horizontal"},
+    {"type": "RandomTranslation", "height_factor": 0.1, "width_factor": 0.1, "fill_mode": "constant"},
+    {"type": "RandomRotation", "factor": 0.05},
+    {"type": "RandomZoom", "height_factor": 0.1},
+    {"type": "RandomContrast", "factor": 0.2},
+    {"type": "RandomBrightness", "factor": 0.1},
+    {"type": "GaussianNoise", "stddev": 0.1},
+    {"type": "GaussianDropout", "rate": 0.2},
+    {"type": "RandomCrop", "height": 6, "width": 6},
+]
+
+
+def test_image_layer_list_covers_the_augmentation_layers():
+    from trainlab.augment import layers as augment_layers
+
+    assert {c["type"] for c in IMAGE_LAYERS} == set(augment_layers.__all__)
+
+
+@pytest.mark.parametrize("layer", IMAGE_LAYERS, ids=lambda c: c["type"])
+def test_every_augmentation_layer_trains_a_small_cnn_from_a_spec(layer):
+    layers = [layer, {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+              {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
+    parsed = parse_spec({"name": "t", "data": {"name": "digits_images", "scaling": "none",
+                                                  "options": {"subset": 400}},
+                         "model": {"layers": layers},
+                         "recipe": {"num_epochs": 2, "seed": 0, "batch_size": 64,
+                                    "optimizer": {"name": "adam", "lr": 0.01}}})
+    history = train(parsed)
+    assert history.history["val_accuracy"][-1] > 0.15  # chance is 0.1
+
+
+def test_weight_noise_trains_from_a_spec_and_leaves_plain_weights():
+    parsed = spec(weight_noise={"stddev": 0.05})
+    model = trainlab.Sequential(parsed.model.layers)
+    history = trainlab.fit(model, "iris", parsed.recipe)
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    assert not any("parametrizations" in key for key in model.state_dict())
+
+
+@pytest.mark.parametrize("fields", [
+    {"augment": [{"name": "random_translation", "height_factor": 0.1}, "random_flip"]},
+    {"mixup": {"alpha": 0.2}}, {"cutmix": 1.0}, {"input_noise": 0.1}, {"weight_noise": 0.01},
+])
+def test_data_technique_recipe_fields_validate(fields):
+    assert spec(**fields).recipe
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"augment": ["random_translaton"]}, r"recipe.augment\[0\].*Did you mean 'random_translation'"),
+    ({"mixup": {"alpha": -1}}, r"alpha must be > 0"),
+    ({"mixup": 0.2, "cutmix": 1.0}, r"at most one of mixup and cutmix"),
+    ({"weight_noise": {"std": 0.1}}, r"weight_noise has no setting 'std'"),
+])
+def test_bad_data_technique_fields_are_spec_errors(fields, message):
+    with pytest.raises(InputError, match=message):
+        spec(**fields)
+
+
+def _engine_takes_batch_transforms():
+    import dataclasses
+
+    return "batch_transforms" in {f.name for f in dataclasses.fields(trainlab.engine.LoopConfig)}
+
+
+SIGNAL_AUGMENTATIONS = {"signal_shift", "signal_scale", "signal_jitter"}
+
+
+@pytest.mark.skipif(not _engine_takes_batch_transforms(),
+                    reason="the engine applies recipe augmentations through LoopConfig(batch_transforms=...)")
+@pytest.mark.parametrize("name", AUGMENTATIONS.names())
+def test_every_recipe_augmentation_trains_from_a_spec(name):
+    if name in SIGNAL_AUGMENTATIONS:
+        data = {"name": "mnist1d", "options": {"num_samples": 300}}
+        layers = [{"type": "Dense", "units": 32, "activation": "relu"},
+                  {"type": "Dense", "units": 10, "activation": "softmax"}]
+    else:
+        data = {"name": "digits_images", "scaling": "none", "options": {"subset": 300}}
+        layers = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+                  {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
+    recipe = {"num_epochs": 2, "seed": 0, "batch_size": 64}
+    if name in ("mixup", "cutmix"):
+        recipe[name] = {"alpha": 0.4}
+    elif name == "gaussian_noise":
+        recipe["input_noise"] = {"stddev": 0.1}
+    else:
+        recipe["augment"] = [name]
+    parsed = parse_spec({"name": "t", "data": data, "model": {"layers": layers}, "recipe": recipe})
+    history = train(parsed)
+    assert all(math.isfinite(v) for v in history.history["loss"] + history.history["val_loss"])

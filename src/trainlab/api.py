@@ -25,11 +25,12 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from trainlab import __version__, engine
+from trainlab import __version__, augment, engine
 from trainlab.batches import from_torch, is_batch_stream
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.data import Dataset, as_dataset, split_validation
 from trainlab.data import scaler as make_scaler
+from trainlab.data_images import register_image_sets
 from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Layer
 from trainlab.losses import loss as make_loss
@@ -191,6 +192,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     recipe, objects = split_recipe(recipe)
     data, loader = _from_batches(data, recipe)
     recipe = loader or recipe
+    register_image_sets()
     dataset = as_dataset(data, source="data")
     if recipe.early_stopping is not None:
         from trainlab.spec import check_monitor, recorded_names
@@ -216,12 +218,16 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     all_callbacks = as_callback_list(callbacks)
     if recipe.early_stopping is not None:
         all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
+    noise = augment.weight_noise(recipe)
+    if noise is not None:
+        all_callbacks = [noise, *all_callbacks]
+    transforms = tuple(augment.batch_transforms(recipe, num_classes=dataset.num_classes))
     config = engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
                                shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
                                verbose=verbose, clip_grad_norm=recipe.clip_grad_norm,
                                clip_grad_value=recipe.clip_grad_value,
                                divergence_factor=recipe.divergence_factor,
-                               checkpoint_dir=checkpoint_dir, resume=resume)
+                               checkpoint_dir=checkpoint_dir, resume=resume, batch_transforms=transforms)
     if isinstance(module, Sequential):
         module.optimizer = optimizer  # as after Keras's compile: callbacks may steer its learning_rate
     history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
@@ -293,6 +299,7 @@ def _from_batches(data: Any, recipe: RecipeSpec) -> tuple[Any, RecipeSpec | None
 
 
 def dataset_from_spec(spec: DataSpec) -> Dataset:
+    register_image_sets()
     if spec.name is not None:
         return as_dataset({"name": spec.name, **spec.options} if spec.options else spec.name,
                           source="data.name")

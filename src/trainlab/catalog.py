@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from trainlab.activations import ACTIVATIONS
+from trainlab.augment import AUGMENTATIONS
 from trainlab.datasets import DATASETS, SCALERS
 from trainlab.errors import InputError, did_you_mean
 from trainlab.initializers import INITIALIZERS
@@ -26,6 +27,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "loss": LOSSES,
     "metric": METRICS,
     "layer": LAYERS,
+    "augmentation": AUGMENTATIONS,
     "dataset": DATASETS,
     "scaler": SCALERS,
 }

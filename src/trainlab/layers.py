@@ -760,3 +760,7 @@ def layer_from_config(config: dict[str, Any], *, source: str | None = None) -> L
     if "input_shape" in settings and isinstance(settings["input_shape"], list):
         settings["input_shape"] = tuple(settings["input_shape"])
     return LAYERS.build({"name": config["type"], **settings}, source=source)  # type: ignore[no-any-return]
+
+
+# The Keras preprocessing and noise layers (RandomFlip, ..., GaussianNoise) register themselves here.
+from trainlab.augment import layers as _augment_layers  # noqa: E402,F401

@@ -57,6 +57,8 @@ __all__ = [
     "METRICS",
     "AUC",
     "Accuracy",
+    "ExpectedCalibrationError",
+    "LogLoss",
     "ConfusionMatrix",
     "MeanMetric",
     "Metric",
@@ -155,6 +157,9 @@ class Accuracy(Metric):
             y_true = _like(self.name, y_pred, y_true)
             hits = y_pred.argmax(-1) == y_true.argmax(-1)
         else:
+            if y_true.is_floating_point() and y_true.shape == y_pred.shape and _columns(y_pred) > 1:
+                # Soft targets (mixup, cutmix): scored against the dominant label.
+                y_true = y_true.argmax(-1)
             hits = y_pred.argmax(-1) == _sparse_labels(self.name, y_pred, y_true)
         correct = hits.sum()
         self._correct = correct if self._correct is None else self._correct + correct
@@ -475,6 +480,119 @@ class RegressionMetric(Metric):
         return float(score.mean())
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def _probabilities(y_pred: Tensor, from_logits: bool) -> Tensor:
+    """Class probabilities (N, C), or (N,) P(class 1) for a single output."""
+    if _columns(y_pred) == 1:
+        flat = y_pred.reshape(-1)
+        return flat.sigmoid() if from_logits else flat
+    probs = y_pred.softmax(-1) if from_logits else y_pred / y_pred.sum(-1, keepdim=True)
+    return probs.reshape(-1, y_pred.shape[-1])
+
+
+class ExpectedCalibrationError(Metric):
+    """Expected calibration error: sum over confidence bins of (n_b / N) |accuracy_b - confidence_b|.
+
+    The confidence of a prediction is its top class probability (for a single
+    sigmoid output, max(p, 1 - p)); predictions are put in `num_bins`
+    equal-width bins ((m - 1) / M, m / M], and ECE is the gap between how often
+    each bin is right and how sure it was, weighted by the bin's share. 0 is a
+    perfectly calibrated model. Soft targets count by their dominant label.
+
+    Example:
+        >>> import torch
+        >>> ece = ExpectedCalibrationError(num_bins=10)
+        >>> ece.update(torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6]]), torch.tensor([0, 1, 1]))
+        >>> round(ece.compute(), 4)  # bin 0.9: right 1/2, sure 0.9; bin 0.6: right 1/1, sure 0.6
+        0.4
+
+    References:
+        Guo et al., "On Calibration of Modern Neural Networks", 2017.
+    """
+
+    name = "ece"
+
+    def __init__(self, *, num_bins: int = 15) -> None:
+        self.num_bins = check.int_at_least("ece: num_bins", num_bins, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: Tensor | None = None  # (3, num_bins): count, confidence, correct
+
+    def update(self, y_pred: Tensor, y_true: Tensor, *, from_logits: bool = False) -> None:
+        y_pred = y_pred.detach()
+        columns = _columns(y_pred)
+        probs = _probabilities(y_pred, from_logits).double()
+        if columns == 1:
+            predicted = probs > 0.5
+            confidence = torch.where(predicted, probs, 1.0 - probs)
+            hits = predicted == (_like(self.name, y_pred, y_true).reshape(-1) > 0.5)
+        else:
+            confidence, predicted_class = probs.max(-1)
+            hits = predicted_class == _class_labels(self.name, y_pred, y_true, columns)
+        bins = (torch.ceil(confidence * self.num_bins).long() - 1).clamp(0, self.num_bins - 1)
+        sums = torch.zeros(3, self.num_bins, dtype=torch.float64, device=probs.device)
+        sums[0].index_add_(0, bins, torch.ones_like(confidence))
+        sums[1].index_add_(0, bins, confidence)
+        sums[2].index_add_(0, bins, hits.double())
+        self._sums = sums if self._sums is None else self._sums + sums
+
+    def compute(self) -> float:
+        if self._sums is None or float(self._sums[0].sum().item()) == 0:
+            return math.nan
+        count, confidence, correct = self._sums.cpu()
+        return float((correct - confidence).abs().sum() / count.sum())
+
+
+class LogLoss(Metric):
+    """Mean negative log-likelihood of the targets: -log p[y] (scikit-learn's log_loss).
+
+    Unlike the training loss it has no label smoothing, so it measures how well
+    the predicted probabilities are calibrated whatever the loss was. Integer
+    labels, one-hot or soft rows (-sum_c q_c log p_c), or 0/1 targets for a
+    single sigmoid output; probabilities are clamped to [1e-15, 1].
+
+    Example:
+        >>> import torch
+        >>> nll = LogLoss()
+        >>> nll.update(torch.tensor([[0.5, 0.5], [0.25, 0.75]]), torch.tensor([0, 1]))
+        >>> round(nll.compute(), 4)  # (log 2 + log 4/3) / 2
+        0.4904
+    """
+
+    name = "log_loss"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._total: Tensor | None = None
+        self._count = 0
+
+    def update(self, y_pred: Tensor, y_true: Tensor, *, from_logits: bool = False) -> None:
+        y_pred = y_pred.detach()
+        columns = _columns(y_pred)
+        probs = _probabilities(y_pred, from_logits).double().clamp(1e-15, 1.0)
+        if columns == 1:
+            target = _like(self.name, y_pred, y_true).reshape(-1).double()
+            losses = -(target * probs.log() + (1.0 - target) * (1.0 - probs).clamp(1e-15, 1.0).log())
+        elif y_true.is_floating_point() and y_true.shape == y_pred.shape:
+            losses = -(y_true.reshape(-1, columns).double() * probs.log()).sum(-1)
+        else:
+            labels = _class_labels(self.name, y_pred, y_true, columns)
+            losses = -probs.log().gather(1, labels.view(-1, 1)).squeeze(1)
+        total = losses.sum()
+        self._total = total if self._total is None else self._total + total
+        self._count += losses.numel()
+
+    def compute(self) -> float:
+        if self._total is None or self._count == 0:
+            return math.nan
+        return float(self._total.item()) / self._count
+
+
 # --------------------------------------------------------------------------- user callables
 
 
@@ -719,6 +837,32 @@ def direction_of(key: str) -> str | None:
     if base.endswith("accuracy"):
         return "max"
     return None
+
+
+@METRICS.register(
+    "ece",
+    capabilities={"direction": "min", "sums_over_batches": True},
+    claim="It is the accuracy-weighted gap between confidence and accuracy over confidence bins: "
+    "0 for a calibrated model, whose 80%-sure predictions are right 80% of the time.",
+)
+def ece(*, num_bins: int = 15) -> Metric:
+    """Expected calibration error over `num_bins` equal-width confidence bins (history key 'ece')."""
+    return ExpectedCalibrationError(num_bins=num_bins)
+
+
+@METRICS.register(
+    "log_loss",
+    capabilities={"direction": "min", "sums_over_batches": True},
+    claim="It is the negative log-likelihood of the true labels: a proper scoring rule, lowest "
+    "only for the true probabilities, so it rewards calibration as well as accuracy.",
+)
+def log_loss() -> Metric:
+    """Mean negative log-likelihood of the labels, without label smoothing (scikit-learn's log_loss)."""
+    return LogLoss()
+
+
+METRICS.register("nll", summary="Another name for log_loss (history key 'log_loss').",
+                 claim=METRICS.entry("log_loss").claim)(log_loss)
 
 
 def metric(spec: str | Mapping[str, Any] | Metric | Callable[[Tensor, Tensor], Tensor], *,

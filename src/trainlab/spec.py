@@ -172,6 +172,11 @@ class RecipeSpec(_Strict):
     clip_grad_value: float | None = Field(default=None, gt=0)
     divergence_factor: float | None = Field(default=100.0, gt=0)
     device: str = "auto"
+    augment: list[NameOrTable] | None = None
+    input_noise: float | dict[str, Any] | None = None
+    weight_noise: float | dict[str, Any] | None = None
+    mixup: float | dict[str, Any] | None = None
+    cutmix: float | dict[str, Any] | None = None
 
     @field_validator("device")
     @classmethod
@@ -185,6 +190,10 @@ class RecipeSpec(_Strict):
         problems = technique_problems(self.optimizer, self.schedule, self.loss, self.metrics, self.num_epochs)
         if problems:
             raise ValueError("; ".join(problems))
+        from trainlab.augment import batch_transforms, weight_noise
+
+        batch_transforms(self)
+        weight_noise(self)
         return self
 
 

@@ -42,6 +42,9 @@ from trainlab.data.dataset import TASKS, Dataset, Task, from_arrays
 from trainlab.data.files import as_dataset, from_csv, from_npz
 from trainlab.data.scaling import SCALERS, MinMax, NoScaling, Scaler, Standardize, scaler, scaler_from_dict
 from trainlab.data.split import split_validation
+from trainlab.data_images import register_image_sets
+
+register_image_sets()  # fashion_mnist, mnist1d, digits_images join the bundled names
 
 __all__ = [
     "DATASETS",

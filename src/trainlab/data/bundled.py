@@ -298,14 +298,10 @@ def describe_datasets() -> list[dict[str, Any]]:
     """
     rows = []
     for entry in DATASETS.describe():
-        data = entry.factory()
-        rows.append({
-            "name": entry.name,
-            "samples": len(data),
-            "features": data.num_features,
-            "task": data.task,
-            "classes": data.num_classes,
-            "summary": entry.summary,
-            "claim": entry.claim,
-        })
+        known = entry.capabilities.get("describe")
+        if known is None:
+            data = entry.factory()
+            known = {"samples": len(data), "features": data.num_features, "task": data.task,
+                     "classes": data.num_classes}
+        rows.append({"name": entry.name, **known, "summary": entry.summary, "claim": entry.claim})
     return rows
