@@ -9,7 +9,8 @@ gradients, and reads every hidden activation through forward hooks:
 - a histogram whose range follows the activation: [0, 1] for sigmoid,
   [-1, 1] for tanh, [0, max] for the ReLU family, [min, max] otherwise (leaky
   ReLU and ELU negatives, linear layers), so negative and tanh activations are
-  never cut off;
+  never cut off; an unbounded end stops at 4 standard deviations from the
+  mean (the values beyond are counted in the end bin);
 - for sigmoid and tanh, the saturated fraction: outputs within 1% of either
   end of the range, where the derivative is below 0.01;
 - for the ReLU family, the dead fraction: units that are zero on every sample
@@ -309,8 +310,12 @@ class TrainingStatistics(Callback):
                 margin = _SATURATION_MARGIN * (high - low)
                 saturated = ((out <= low + margin) | (out >= high - margin)).float().mean()
             else:
-                low = out.min().clamp(max=0.0) if kind not in RELU_FAMILY else out.new_zeros(())
-                high = out.max()
+                # Up to 4 std around the mean (values beyond go to the end bins): a long tail
+                # would otherwise squeeze the bulk of the distribution into one bin.
+                spread = 4.0 * std
+                high = torch.minimum(out.max(), mean + spread)
+                low = (out.new_zeros(()) if kind in RELU_FAMILY
+                       else torch.maximum(out.min(), mean - spread).clamp(max=0.0))
                 saturated = out.new_full((), math.nan)
             dead = ((out > 0).any(dim=0).logical_not().float().mean() if kind in RELU_FAMILY
                     else out.new_full((), math.nan))
