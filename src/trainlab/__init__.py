@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from trainlab import callbacks, datasets, layers  # noqa: E402
 from trainlab.api import fit, run_spec  # noqa: E402
+from trainlab.diagnose import lr_find  # noqa: E402
 from trainlab.models import Sequential  # noqa: E402
 from trainlab.runs import load  # noqa: E402
 
-__all__ = ["Sequential", "callbacks", "datasets", "fit", "layers", "load", "run_spec", "__version__"]
+__all__ = ["Sequential", "callbacks", "datasets", "fit", "layers", "load", "lr_find", "run_spec", "__version__"]

@@ -260,6 +260,10 @@ def _when(timestamp: float | None) -> str:
     return "" if timestamp is None else _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(timestamp))
 
 
+from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
+_register_doctor(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input -> exit 2 with a message; an internal error -> exit 1."""
     try:

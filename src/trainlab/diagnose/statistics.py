@@ -96,7 +96,7 @@ def _activation_modules(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
     from trainlab.layers import Layer
 
     owners: dict[int, str] = {}
-    for path, module in model.named_modules():
+    for _path, module in model.named_modules():
         if isinstance(module, Layer):
             for child in module.modules():
                 owners.setdefault(id(child), module.display_name)
@@ -132,7 +132,7 @@ def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     from trainlab.layers import Layer
 
     names: dict[int, str] = {}
-    for path, module in model.named_modules():
+    for _path, module in model.named_modules():
         if isinstance(module, Layer):
             for child in module.modules():
                 names.setdefault(id(child), module.display_name)
@@ -285,7 +285,8 @@ class TrainingStatistics(Callback):
     def _first_module(self) -> nn.Module | None:
         layers = getattr(self.model, "layers", None)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0:
-            return layers[0]  # type: ignore[no-any-return]
+            first: nn.Module = layers[0]
+            return first
         return self.model
 
     def _capture_probe(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:

@@ -24,9 +24,9 @@ dead_relus               a ReLU layer with > 30% of its units zero on every prob
 lr_too_high              the loss became NaN/inf or the engine stopped the run as diverged; a loss spike
                          (an epoch's loss up by > 10% of the reference loss); oscillation (>= 3 rises of
                          > 2% of the reference in the last 6 epochs)
-lr_too_low               the loss fell by < 10% of the reference loss over the run, or updates of
-                         < 1e-4 of the weights' norm (median over layers) while the training loss is
-                         still above half the reference loss
+lr_too_low               updates of < 1e-4 of the weights' norm (median over layers and measured
+                         steps) while the training loss is still above half the reference loss;
+                         without statistics: the loss fell by < 10% of the reference loss
 bad_initialization       at the start, the last hidden layer's activation std over the first's is
                          < 0.1 (collapsing) or > 10 (growing)
 overfitting              validation loss lowest at epoch k >= 3 epochs before the end (or 10% above
@@ -331,7 +331,7 @@ def _dead(records: Sequence[Mapping[str, Any]], limits: Thresholds) -> list[Verd
     value, layer, record = worst
     start = next((entry.get("dead") for entry in (records[0].get("layers", []) if records[0]["epoch"] == -1
                                                    else []) if entry["name"] == layer["name"]), None)
-    from_start = _ok(start) and start > limits.dead_fraction
+    from_start = start is not None and _ok(start) and float(start) > limits.dead_fraction
     cause = "bias or initialization" if from_start else "learning rate"
     evidence = {"dead_fraction": value, "dead_at_start": start,
                 "per_layer": {entry["name"]: entry.get("dead") for entry in record.get("layers", [])
@@ -386,8 +386,11 @@ def _lr_too_low(losses: Sequence[float], records: Sequence[Mapping[str, Any]], r
     start = max(finite[0], baseline or 0.0)
     progress = (start - min(finite)) / reference
     update = _median_update(records)
-    slow_steps = update is not None and update < limits.tiny_update and finite[-1] > limits.underfit * reference
-    if progress >= limits.min_progress and not slow_steps:
+    if update is not None:
+        # The steps' size tells a too-low lr apart from a model that cannot learn (dead units, no capacity).
+        if update >= limits.tiny_update or finite[-1] <= limits.underfit * reference:
+            return []
+    elif progress >= limits.min_progress:
         return []
     evidence: dict[str, Any] = {"loss_first_epoch": finite[0], "loss_last_epoch": finite[-1],
                                 "progress": progress, "reference_loss": reference}
@@ -399,9 +402,9 @@ def _lr_too_low(losses: Sequence[float], records: Sequence[Mapping[str, Any]], r
         + (f", and each step changes the weights by {update:.2g} of their norm" if update is not None else "")
         + ".",
         evidence=evidence,
-        threshold=(f"loss down by less than {limits.min_progress:.0%} of the reference loss, or median "
-                   f"update/weight ratio < {limits.tiny_update:g} with the loss above "
-                   f"{limits.underfit:.0%} of the reference"),
+        threshold=(f"median update/weight ratio < {limits.tiny_update:g} with the loss above "
+                   f"{limits.underfit:.0%} of the reference loss" if update is not None else
+                   f"loss down by less than {limits.min_progress:.0%} of the reference loss"),
         epoch=len(losses) - 1, technique="higher_lr",
         suggestion="Raise the lr (10x; `trainlab lr-find` picks one); updates of about 1e-3 of the "
                    "weights' norm per step are typical of healthy training.")]
