@@ -261,6 +261,7 @@ def _when(timestamp: float | None) -> str:
 
 
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
+
 _register_doctor(app)
 
 

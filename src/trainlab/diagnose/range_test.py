@@ -186,8 +186,8 @@ def _optimizer_factory(optimizer: Any, start_lr: float) -> tuple[Any, str]:
         cls, defaults = type(optimizer), {**optimizer.defaults, "lr": start_lr}
         return (lambda params: cls(params, **defaults)), cls.__name__
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        cls = optimizer
-        return (lambda params: cls(params, **{"lr": start_lr})), cls.__name__
+        built: Any = optimizer
+        return (lambda params: built(params, lr=start_lr)), optimizer.__name__
     if isinstance(optimizer, str):
         return {"name": optimizer, "lr": start_lr}, optimizer
     if isinstance(optimizer, dict):

@@ -1,0 +1,90 @@
+"""The doctor's two numbers: what the statistics cost, and how often a healthy run gets a false alarm.
+
+1. Cost: the digits MLP of examples/digits_mlp.toml trains 5 epochs with
+   `TrainingStatistics` recording once per epoch (probe batch of 256, 8
+   measured batches per epoch) and 5 epochs without, interleaved, `--repeats`
+   times; the extra time over the plain epoch time. Goal: <= 10%.
+2. False alarms: `trainlab diagnose examples/digits_mlp.toml` (the short probe
+   training, at most 20 epochs, early stopping as the spec says) on seeds
+   0..`--seeds`-1; a false alarm is any verdict other than "healthy". Goal: 0.
+
+    PYTHONPATH=src python benchmarks/diagnose.py [--repeats 5] [--seeds 10] [--skip-alarms]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import trainlab
+from trainlab.api import prepare
+from trainlab.datasets import as_dataset
+from trainlab.diagnose import TrainingStatistics, diagnose_spec
+from trainlab.spec import load_spec, read_toml
+
+SPEC = "examples/digits_mlp.toml"
+
+
+def cost(repeats: int, epochs: int) -> None:
+    spec = load_spec(SPEC)
+    data = prepare(as_dataset("digits"), validation_split=0.2, seed=0).data
+    recipe = {"optimizer": spec.recipe.optimizer, "num_epochs": epochs, "seed": 0,
+              "batch_size": spec.recipe.batch_size}
+
+    def one(with_statistics: bool) -> float:
+        callbacks = [TrainingStatistics(probe=data.x[:256])] if with_statistics else []
+        model = trainlab.Sequential(spec.model.layers)
+        started = time.perf_counter()
+        trainlab.fit(model, (data.x, data.y), recipe, validation_data=(data.x_val, data.y_val), scaling=None,
+                     callbacks=callbacks)
+        return time.perf_counter() - started
+
+    one(False)
+    one(True)  # warm-up
+    plain, measured = [], []
+    for _ in range(repeats):
+        plain.append(one(False))
+        measured.append(one(True))
+    ratios = [m / p - 1 for m, p in zip(measured, plain)]
+    print(f"statistics cost: plain {statistics.median(plain) / epochs * 1e3:.0f} ms/epoch, with statistics "
+          f"{statistics.median(measured) / epochs * 1e3:.0f} ms/epoch; extra {statistics.median(ratios):+.1%} "
+          f"(median of {repeats} interleaved pairs of {epochs}-epoch runs; per pair: "
+          + ", ".join(f"{r:+.1%}" for r in ratios) + "); goal <= +10%")
+
+
+def false_alarms(seeds: int) -> None:
+    raw = read_toml(SPEC)
+    alarms = []
+    with tempfile.TemporaryDirectory() as runs:
+        for seed in range(seeds):
+            raw["recipe"]["seed"] = seed
+            started = time.perf_counter()
+            diagnosis = diagnose_spec(raw, runs_dir=runs, report=False)
+            names = [v.name for v in diagnosis.verdicts]
+            if names != ["healthy"]:
+                alarms.append((seed, names))
+            print(f"  seed {seed}: {', '.join(names)} ({len(diagnosis.history['loss'])} epochs, "
+                  f"final val_accuracy {diagnosis.history['val_accuracy'][-1]:.4f}, "
+                  f"{time.perf_counter() - started:.0f} s)")
+    print(f"false alarms on {seeds} healthy seeds of {SPEC}: {len(alarms)} ({len(alarms) / seeds:.0%}); goal 0"
+          + (f": {alarms}" if alarms else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--skip-alarms", action="store_true")
+    parser.add_argument("--skip-cost", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_cost:
+        cost(args.repeats, args.epochs)
+    if not args.skip_alarms:
+        false_alarms(args.seeds)
+
+
+if __name__ == "__main__":
+    main()
