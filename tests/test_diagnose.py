@@ -215,6 +215,18 @@ def test_statistics_change_nothing_and_their_hooks_are_removed(tmp_path):
     assert stats.records[1]["grads"] and not stats.records[0]["grads"]
 
 
+def test_headline_numbers_go_into_the_history_once_per_epoch():
+    model = trainlab.Sequential([{"type": "Dense", "units": 8, "activation": "relu"},
+                                 {"type": "Dense", "units": 3, "activation": "softmax"}])
+    stats = TrainingStatistics(epochs=[1])
+    history = trainlab.fit(model, "iris", {"num_epochs": 3, "seed": 0}, callbacks=stats)
+    dead = history.history["max_dead_fraction"]
+    assert len(dead) == 3 and math.isnan(dead[0]) and math.isnan(dead[2])
+    assert dead[1] == max(layer["dead"] for layer in stats.records[-1]["layers"])
+    assert history.history["grad_ratio"][1] == stats.records[-1]["grad_ratio"]
+    assert "max_saturated_fraction" not in history.history  # no sigmoid or tanh layer
+
+
 def test_bad_statistics_settings_are_input_errors():
     with pytest.raises(InputError, match="probe must be a torch.Tensor"):
         TrainingStatistics(probe=[[1.0]])

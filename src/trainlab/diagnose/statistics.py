@@ -30,7 +30,11 @@ eval mode without gradients and draws no random numbers, so training with the
 statistics on gives the same weights as training without them.
 
 Records are plain JSON-safe dicts (see `TrainingStatistics.records`); with
-`path`, each one is appended to a JSON-lines file as soon as it is taken.
+`path`, each one is appended to a JSON-lines file as soon as it is taken. A
+few headline numbers also go into each epoch's logs, and so into the run's
+History and history.jsonl: ``grad_ratio``, ``relative_grad_ratio``,
+``median_update_ratio``, ``max_dead_fraction`` (ReLU layers) and
+``max_saturated_fraction`` (sigmoid/tanh layers); NaN in epochs not recorded.
 
 Example:
     >>> import torch, trainlab
@@ -280,6 +284,33 @@ class TrainingStatistics(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._epoch_recorded:
             self._record(epoch=epoch, moment="epoch", step=(epoch + 1) * self.run.steps_per_epoch)
+        if logs is not None:
+            # A few per-epoch numbers go into the epoch's logs, so the run's History (and history.jsonl)
+            # carries them; NaN in epochs that were not recorded keeps the lists aligned with the epochs.
+            logs.update(self.summary(self.records[-1] if self._epoch_recorded and self.records else None))
+
+    def summary(self, record: dict[str, Any] | None) -> dict[str, float]:
+        """The record's headline numbers, as they appear in the epoch logs (NaN without a record)."""
+        kinds = [kind for _, kind, _ in self._acts]
+        keys = ["grad_ratio", "relative_grad_ratio", "median_update_ratio"]
+        if any(k in RELU_FAMILY for k in kinds):
+            keys.append("max_dead_fraction")
+        if any(k in SATURATING for k in kinds):
+            keys.append("max_saturated_fraction")
+        values = dict.fromkeys(keys, math.nan)
+        if record is None:
+            return values
+        for key in ("grad_ratio", "relative_grad_ratio"):
+            if record.get(key) is not None:
+                values[key] = float(record[key])
+        updates = sorted(g["update_ratio"] for g in record.get("grads", []))
+        if updates:
+            values["median_update_ratio"] = updates[len(updates) // 2]
+        for key, field in (("max_dead_fraction", "dead"), ("max_saturated_fraction", "saturated")):
+            found = [layer[field] for layer in record.get("layers", []) if field in layer]
+            if key in values and found:
+                values[key] = max(found)
+        return values
 
     # -- measuring ---------------------------------------------------------------
     def _first_module(self) -> nn.Module | None:
