@@ -258,3 +258,16 @@ def test_activation_std_collapsing_with_depth_is_called_bad_initialization():
     found = {v.name: v for v in diagnose({"loss": [1.0, 0.5, 0.3]}, [{"epoch": -1, "layers": layers, "grads": []}])}
     verdict = found["bad_initialization"]
     assert verdict.evidence["ratio"] == pytest.approx(0.3 ** 3) and verdict.technique == "glorot_normal"
+
+
+def test_any_torch_module_gets_statistics_named_by_module_path():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.LeakyReLU(0.1), nn.Linear(8, 3))
+    stats = TrainingStatistics(grad_batches=2)
+    trainlab.fit(model, "iris", {"num_epochs": 1, "seed": 0, "loss": "sparse_categorical_crossentropy"},
+                 callbacks=stats)
+    start, end = stats.records
+    assert [(layer["name"], layer["kind"]) for layer in start["layers"]] == [("1", "tanh"), ("3", "leaky_relu")]
+    assert start["probe_size"] == 32  # the first training batch
+    leaky = end["layers"][1]
+    assert leaky["range"][0] < 0 < leaky["range"][1]  # negative outputs are inside the histogram's range
+    assert [g["name"] for g in end["grads"]] == ["0", "2", "4"]

@@ -337,8 +337,7 @@ class TrainingStatistics(Callback):
             out = output.detach().float().reshape(output.shape[0], -1)
             mean, std = out.mean(), out.std(unbiased=False)
             if low_high is not None:
-                low = torch.tensor(low_high[0], device=out.device)
-                high = torch.tensor(low_high[1], device=out.device)
+                low, high = out.new_full((), low_high[0]), out.new_full((), low_high[1])
                 margin = _SATURATION_MARGIN * (high - low)
                 saturated = ((out <= low + margin) | (out >= high - margin)).float().mean()
             else:
