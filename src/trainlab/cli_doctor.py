@@ -161,7 +161,8 @@ def lr_find(
     results = []
     for choice in specs:
         if not json_output:
-            out.print(f"sweeping {escape(str(choice))}: {seeds} seeds x {steps} steps ...", highlight=False)
+            shown = choice if isinstance(choice, str) else ", ".join(f"{k}={v}" for k, v in choice.items())
+            out.print(f"sweeping {escape(shown)}: {seeds} seeds x {steps} steps ...", highlight=False)
         results.append(finder.run(Sequential(parsed.model.layers), data, choice, loss=loss,
                                   task=prepared.dataset.task, seed=parsed.recipe.seed, device=parsed.recipe.device))
     _plot(results, output)
@@ -169,14 +170,17 @@ def lr_find(
         print(json.dumps({"plot": str(output), "results": [r.to_dict() for r in results]}, allow_nan=True))
         return
     table = Table(title=escape(f"lr range test: {parsed.name}"), show_lines=True)
-    for column in ("optimizer", "suggested lr", "zones", "divergence", "reasoning"):
+    for column in ("optimizer", "suggested lr", "too low", "good", "too high", "divergence"):
         table.add_column(column, overflow="fold")
     for r in results:
-        zones = "\n".join(f"{name}: {a:.2g} - {b:.2g}" for name, (a, b) in r.zones.items())
+        zones = [f"{r.zones[name][0]:.2g} - {r.zones[name][1]:.2g}" if name in r.zones else ""
+                 for name in ("too low", "good", "too high")]
         suggestion = "none" if r.suggestion is None else f"{r.suggestion:.3g}"
-        table.add_row(escape(r.optimizer), suggestion + (" [yellow](weak)[/]" if r.weak else ""), escape(zones),
-                      "none" if r.divergence_lr is None else f"{r.divergence_lr:.3g}", escape(r.reasoning))
+        table.add_row(escape(r.optimizer), suggestion + (" [yellow](weak)[/]" if r.weak else ""),
+                      *(escape(z) for z in zones), "none" if r.divergence_lr is None else f"{r.divergence_lr:.3g}")
     out.print(table)
+    for r in results:
+        out.print(escape(r.reasoning), highlight=False)
     out.print(f"plot: {escape(str(output))}", highlight=False)
 
 
