@@ -98,6 +98,9 @@ def diagnose(
         print(json.dumps(payload, allow_nan=True))
         return
     out.print(_verdict_table(diagnosis, f"diagnosis: {diagnosis.name}"))
+    if not diagnosis.statistics:
+        out.print("This run was trained without statistics: only its history was judged. "
+                  "`trainlab diagnose SPEC` trains with them (activations, gradients, dead and saturated units).")
     if diagnosis.run_dir is not None:
         out.print(f"report: {escape(str(diagnosis.run_dir / 'diagnosis.html'))}", highlight=False)
     if not fix:
