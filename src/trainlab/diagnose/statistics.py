@@ -200,7 +200,7 @@ class TrainingStatistics(Callback):
         self.records: list[dict[str, Any]] = []
         self._handles: list[Any] = []
         self._capturing = False
-        self._pending: list[Tensor] = []
+        self._pending: dict[int, Tensor] = {}
         self._acts: list[tuple[str, str, nn.Module]] = []
         self._layers: list[tuple[str, nn.Module]] = []
         self._params: list[Tensor] = []
@@ -324,8 +324,9 @@ class TrainingStatistics(Callback):
         if self._probe is not None or self._capturing or not inputs or not isinstance(inputs[0], Tensor):
             return
         self._probe = inputs[0].detach()[:self.probe_size].clone()
-        # Still the initial weights: the first forward of the first step is under way.
-        self._record(epoch=-1, moment="init")
+        if not self.records:  # a resumed run has its records back already
+            # Still the initial weights: the first forward of the first step is under way.
+            self._record(epoch=-1, moment="init")
 
     def _hook(self, index: int, kind: str) -> Any:
         bins = self.bins
@@ -353,7 +354,8 @@ class TrainingStatistics(Callback):
             width = (high - low).clamp(min=1e-12)
             index_of = ((out - low) / width * bins).long().clamp(0, bins - 1).flatten()
             hist = torch.bincount(index_of, minlength=bins).float()
-            self._pending.append(torch.cat([torch.stack([mean, std, saturated, dead, low, high]), hist]))
+            # Keyed by the layer's depth: a module called twice keeps its last output's statistics.
+            self._pending[index] = torch.cat([torch.stack([mean, std, saturated, dead, low, high]), hist])
 
         return hook
 
@@ -384,7 +386,7 @@ class TrainingStatistics(Callback):
             return
         model = self.model
         was_training = model.training
-        self._pending = []
+        self._pending = {}
         self._capturing = True
         model.eval()
         try:
@@ -393,8 +395,9 @@ class TrainingStatistics(Callback):
         finally:
             self._capturing = False
             model.train(was_training)
-        parts = list(self._pending)
-        self._pending = []
+        present = sorted(self._pending)
+        parts = [self._pending[i] for i in present]
+        self._pending = {}
         grads_measured = self._measured > 0 and self._grad_sq is not None and self._ratio_sum is not None
         if grads_measured:
             assert self._grad_sq is not None and self._ratio_sum is not None
@@ -402,20 +405,21 @@ class TrainingStatistics(Callback):
             parts += [(self._grad_sq / self._measured).sqrt(), self._ratio_sum / self._measured,
                       self._weight_norm]
         flat = torch.cat([p.flatten() for p in parts]).tolist() if parts else []  # the one device sync
-        record = self._unpack(flat, grads_measured)
+        record = self._unpack(flat, present, grads_measured)
         record.update(epoch=epoch, step=step, moment=moment, probe_size=int(self._probe.shape[0]))
         self.records.append(record)
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record, allow_nan=True) + "\n")
 
-    def _unpack(self, flat: list[float], grads_measured: bool) -> dict[str, Any]:
+    def _unpack(self, flat: list[float], present: list[int], grads_measured: bool) -> dict[str, Any]:
         width = 6 + self.bins
         layers = []
-        for i, (name, kind, _) in enumerate(self._acts[:len(flat) // width]):
+        for i, depth in enumerate(present):
+            name, kind, _ = self._acts[depth]
             chunk = flat[i * width:(i + 1) * width]
             mean, std, saturated, dead, low, high = chunk[:6]
-            entry: dict[str, Any] = {"name": name, "kind": kind, "depth": i, "mean": mean, "std": std,
+            entry: dict[str, Any] = {"name": name, "kind": kind, "depth": depth, "mean": mean, "std": std,
                                      "range": [low, high], "hist": [int(c) for c in chunk[6:]]}
             if kind in SATURATING:
                 entry["saturated"] = saturated
