@@ -8,7 +8,7 @@
    training, at most 20 epochs, early stopping as the spec says) on seeds
    0..`--seeds`-1; a false alarm is any verdict other than "healthy". Goal: 0.
 
-    PYTHONPATH=src python benchmarks/diagnose.py [--repeats 5] [--seeds 10] [--skip-alarms]
+    PYTHONPATH=src python benchmarks/diagnose.py [--repeats 5] [--seeds 10] [--skip-alarms] [--threads 1]
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def cost(repeats: int, epochs: int) -> None:
           + ", ".join(f"{r:+.1%}" for r in ratios) + "); goal <= +10%")
 
 
-def false_alarms(seeds: int) -> None:
+def false_alarms(seeds: int, first_seed: int = 0) -> None:
     raw = read_toml(SPEC)
     alarms = []
     with tempfile.TemporaryDirectory() as runs:
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             raw["recipe"]["seed"] = seed
             started = time.perf_counter()
             diagnosis = diagnose_spec(raw, runs_dir=runs, report=False)
@@ -77,13 +77,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--skip-alarms", action="store_true")
     parser.add_argument("--skip-cost", action="store_true")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not args.skip_cost:
         cost(args.repeats, args.epochs)
     if not args.skip_alarms:
-        false_alarms(args.seeds)
+        false_alarms(args.seeds, args.first_seed)
 
 
 if __name__ == "__main__":
