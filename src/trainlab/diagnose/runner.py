@@ -2,7 +2,7 @@
 
 On a spec, the run is trained as `trainlab fit` trains it (the same engine,
 the same run folder), with `TrainingStatistics` on a fixed probe batch (the
-first 256 rows of the scaled training part) and at most `num_epochs` epochs.
+first 128 rows of the scaled training part) and at most `num_epochs` epochs.
 The run folder then also holds:
 
     statistics.jsonl   one statistics record per line (init, then each epoch)
@@ -91,7 +91,7 @@ def _prepared(spec: Any) -> Any:
 
 
 def diagnose_spec(spec: Any, *, runs_dir: str | Path = "runs", num_epochs: int | None = 20,
-                  probe_size: int = 256, verbose: int = 0, callbacks: Sequence[Callback] = (),
+                  probe_size: int = 128, verbose: int = 0, callbacks: Sequence[Callback] = (),
                   report: bool = True) -> Diagnosis:
     """Train what the spec describes with statistics on (at most `num_epochs` epochs) and judge it.
 

@@ -181,9 +181,9 @@ class TrainingStatistics(Callback):
     what sets how fast a layer learns under SGD.
     """
 
-    def __init__(self, probe: Tensor | None = None, *, probe_size: int = 256,
+    def __init__(self, probe: Tensor | None = None, *, probe_size: int = 128,
                  epochs: Iterable[int] | None = None, every: int = 1, steps: Iterable[int] = (),
-                 bins: int = 40, grad_batches: int = 8, path: str | Path | None = None) -> None:
+                 bins: int = 40, grad_batches: int = 4, path: str | Path | None = None) -> None:
         if probe is not None and not isinstance(probe, Tensor):
             raise InputTypeError(f"TrainingStatistics: probe must be a torch.Tensor of inputs, "
                                  f"got {type(probe).__name__}")
