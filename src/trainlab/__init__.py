@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from trainlab import callbacks, data, datasets, layers
     from trainlab.api import fit, run_spec
+    from trainlab.diagnose import lr_find
     from trainlab.models import Sequential, load_model
     from trainlab.runs import load
 
@@ -34,6 +35,7 @@ _LAZY = {
     "run_spec": ("trainlab.api", "run_spec"),
     "Sequential": ("trainlab.models", "Sequential"),
     "load_model": ("trainlab.models", "load_model"),
+    "lr_find": ("trainlab.diagnose", "lr_find"),
     "load": ("trainlab.runs", "load"),
 }
 
@@ -54,5 +56,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "load_model", "run_spec",
-           "__version__"]
+__all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "load_model", "lr_find",
+           "run_spec", "__version__"]

@@ -340,6 +340,11 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
     return "" if timestamp is None else _time.strftime(form, _time.localtime(timestamp))
 
 
+from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
+
+_register_doctor(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input or a usage error -> exit 2 with a message; an internal error -> exit 1."""
     args = list(sys.argv[1:] if argv is None else argv)
