@@ -145,7 +145,7 @@ def test_dead_fraction_counts_units_zero_on_every_probe_sample():
     model = tiny_model(weight, bias, "relu")
     x = torch.linspace(-1, 1, 20).unsqueeze(1)
     stats = TrainingStatistics(probe=x, grad_batches=1)
-    trainlab.fit(model, (x, (x[:, 0] > 0).long()), {"optimizer": {"name": "sgd", "lr": 0.0}, "num_epochs": 1},
+    trainlab.fit(model, (x, (x[:, 0] > 0).long()), {"optimizer": {"name": "sgd", "lr": 1e-9}, "num_epochs": 1},
                  validation_split=None, scaling=None, callbacks=stats)
     layer = stats.records[0]["layers"][0]
     assert layer["kind"] == "relu" and layer["dead"] == pytest.approx(0.5)  # units 1 and 3 of 4
@@ -157,7 +157,7 @@ def test_saturated_fraction_and_the_tanh_histogram_range():
     model = tiny_model(weight, torch.zeros(2), "tanh")
     x = torch.tensor([[-1.0], [-0.5], [0.5], [1.0]])
     stats = TrainingStatistics(probe=x, bins=10)
-    trainlab.fit(model, (x, torch.tensor([0, 0, 1, 1])), {"optimizer": {"name": "sgd", "lr": 0.0}, "num_epochs": 1},
+    trainlab.fit(model, (x, torch.tensor([0, 0, 1, 1])), {"optimizer": {"name": "sgd", "lr": 1e-9}, "num_epochs": 1},
                  validation_split=None, scaling=None, callbacks=stats)
     layer = stats.records[0]["layers"][0]
     # the first unit is at +-1 on every sample (saturated), the second near 0 (not): half the outputs

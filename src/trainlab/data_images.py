@@ -246,18 +246,18 @@ def digits_images(*, layout: str = "nhwc", shuffled: bool = True, subset: int | 
 _SETS = {
     "fashion_mnist": (
         fashion_mnist,
-        "Fashion-MNIST: 60000 train + 10000 test grey images 28x28 in [0, 1], 10 clothing classes "
+        "Fashion-MNIST classification: 60000 train + 10000 test grey images 28x28 in [0, 1], 10 clothing classes "
         "(Debian's dataset-fashion-mnist).",
         "A drop-in for MNIST that is hard enough for augmentation, regularization and CNNs to show.",
     ),
     "mnist1d": (
         mnist1d,
-        "MNIST-1D: 5000 generated signals x 40 steps, 10 classes (the mnist1d package, no download).",
+        "MNIST-1D classification: 5000 generated signals x 40 steps, 10 classes (the mnist1d package, no download).",
         "Small and fast, yet separates MLPs, CNNs and recurrent models the way MNIST no longer does.",
     ),
     "digits_images": (
         digits_images,
-        "The bundled digits as 8x8x1 images in [0, 1]: 1797 samples, 10 classes, for small CNNs.",
+        "The bundled digits as 8x8x1 images in [0, 1]: 1797 samples, 10-class classification, for small CNNs.",
         "The digits in image form, so convolutions and image augmentation apply.",
     ),
 }
