@@ -83,6 +83,25 @@ def test_a_study_run_equals_a_lone_fit_of_its_spec(finished):
         torch.testing.assert_close(value, saved.state_dict()[key], rtol=1e-4, atol=1e-5)
 
 
+def test_augmented_study_runs_stack_and_equal_lone_fits_with_the_same_noise(tmp_path):
+    # Input noise is a batch transform: stacked members draw it from their own (seed, step) stream,
+    # so each equals its lone fit; and it is applied (the weights differ from a run without it).
+    spec = tiny("noisy", seeds=2, vary={"optimizer": ["adam"]})
+    spec["recipe"]["input_noise"] = 0.3
+    study = parse_study(spec)
+    run_study(study, runs_dir=tmp_path, report=False)
+    run = study.runs[1]
+    assert json.loads((tmp_path / "noisy" / run.run_id / "result.json").read_text())["seconds_shared_by"] == 2
+    saved = trainlab.load(tmp_path / "noisy" / run.run_id)
+    model = trainlab.Sequential(run.spec.model.layers)
+    trainlab.fit(model, "iris", run.spec.recipe, validation_split=0.2)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, saved.state_dict()[key], rtol=1e-4, atol=1e-5)
+    quiet = trainlab.Sequential(run.spec.model.layers)
+    trainlab.fit(quiet, "iris", run.spec.recipe.model_copy(update={"input_noise": None}), validation_split=0.2)
+    assert not torch.allclose(quiet.state_dict()["layers.0.weight"], model.state_dict()["layers.0.weight"])
+
+
 def test_without_resume_a_study_with_finished_runs_is_not_overwritten(finished):
     study, runs, _ = finished
     with pytest.raises(InputError, match=r"already holds 4 finished runs of study 'tiny'. Pass --resume"):

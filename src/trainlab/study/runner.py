@@ -149,8 +149,11 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
     Each History is the single-run engine's.
     """
     told = progress or StudyProgress()
+    from trainlab import augment
+
     for subgroup in _stackable_subgroups(members):
-        if len(subgroup) > 1 and stack != "off":
+        # Weight noise perturbs each run's own module in its forward; stacked members share one forward.
+        if len(subgroup) > 1 and stack != "off" and augment.weight_noise(subgroup[0].spec.recipe) is None:
             _train_stacked(subgroup, dataset, done=done, told=told, stack=stack)
             continue
         for run in subgroup:
@@ -179,6 +182,7 @@ def _stackable_subgroups(members: Sequence[PlannedRun]) -> list[list[PlannedRun]
 
 def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
                    told: StudyProgress, stack: str) -> None:
+    from trainlab import augment
     from trainlab.api import prepare
     from trainlab.stacked import MemberConfig, fit_members
 
@@ -198,13 +202,15 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
             model=None if same_layers else Sequential(run.spec.model.layers, name=run.spec.name)))
     metrics = recipe.metrics if recipe.metrics is not None else (
         ["accuracy"] if dataset.task == "classification" else ["mae"])
+    # Augmentation, input noise, mixup and cutmix are equal across the group (they are not member fields).
+    transforms = augment.batch_transforms(recipe, num_classes=dataset.num_classes)
     start = time.perf_counter()
     histories = fit_members(Sequential(first.model.layers, name=first.name), configs, prepared.data,
                             loss=recipe.loss if recipe.loss is not None else "auto", metrics=metrics,
                             task=dataset.task, batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
                             device=recipe.device, stack=stack, shuffle=recipe.shuffle,
                             clip_grad_norm=recipe.clip_grad_norm, clip_grad_value=recipe.clip_grad_value,
-                            divergence_factor=recipe.divergence_factor)
+                            divergence_factor=recipe.divergence_factor, batch_transforms=transforms)
     seconds = (time.perf_counter() - start) / len(runs)
     for run, history in zip(runs, histories):
         history.model.scaler = prepared.scaler
