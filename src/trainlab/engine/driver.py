@@ -369,6 +369,9 @@ def drive(members: Sequence[MemberState], step: Step, loop: Loop, *,
                     if member.steps_record is not None:
                         member.pending_losses.append(batch_loss)
                         member.steps_record["lr"].append(float(member.optimizer.param_groups[0]["lr"]))
+                    if _blew_up(member, batch_loss, loop, epoch, batch):
+                        running.remove(member)  # its epoch ends here; its last good weights come back
+                        continue
                     if member.callbacks.has_batch_hooks:
                         member.callbacks.on_batch_end(batch, {"loss": batch_loss, "size": size})
                     if member.run.stop_requested or (member.callbacks.has_batch_hooks and member.run.should_stop()):
@@ -408,8 +411,15 @@ def _epoch_end(step: Step, member: MemberState, epoch: int, logs: dict[str, Any]
             on_epoch_end(epoch, logs)
     if member.first_loss is None:
         member.first_loss = logs["loss"]
-    diverged = _diverged(logs["loss"], member.first_loss, loop.divergence_factor)
-    if diverged:
+    if member.blowup is not None and member.diverged_reason is None and bool(member.blowup):
+        member.diverged_reason = ("training diverged: a batch loss of this epoch was not finite or more than "
+                                  f"{loop.divergence_factor}x the first batch's loss {member.first_batch_loss:.4g}")
+    member.blowup = None
+    diverged = member.diverged_reason is not None or _diverged(logs["loss"], member.first_loss,
+                                                               loop.divergence_factor)
+    if member.diverged_reason is not None:
+        run.request_stop(member.diverged_reason + _kept(epoch))
+    elif diverged:
         run.request_stop(_divergence_reason(logs, run.lr, member.history.history.get("loss"),
                                             step.grads(member), restored=epoch > 0))
     member.callbacks.on_epoch_end(epoch, logs)
@@ -443,6 +453,45 @@ def _end(member: MemberState) -> None:
     finally:
         member.history.stop_reason = member.run.stop_reason
         member.history.model = member.module
+
+
+def _blew_up(member: MemberState, batch_loss: Tensor, loop: Loop, epoch: int, batch: int) -> bool:
+    """Whether this batch's loss shows the run diverging: not finite, or more than `divergence_factor`
+    times the run's first batch loss (a run's first loss is about chance level; a blow-up passes it by
+    orders of magnitude within a few steps, often inside the first epoch).
+
+    On the CPU it is read at once, so the epoch ends at that batch; on CUDA the check stays on the
+    device and is read at the epoch's end (one wait per epoch). Either way the member keeps the
+    weights from before the blow-up: the last good epoch's, or the initial ones.
+    """
+    loss = batch_loss.detach()
+    if member.first_batch_loss is None:
+        first = float(loss)
+        member.first_batch_loss = first if math.isfinite(first) else None
+        if member.first_batch_loss is not None:
+            return False
+    bad = ~torch.isfinite(loss)
+    if loop.divergence_factor is not None and member.first_batch_loss is not None:
+        bad = bad | (loss > loop.divergence_factor * max(member.first_batch_loss, 1e-12))
+    if loop.device.type == "cuda":
+        member.blowup = bad if member.blowup is None else member.blowup | bad
+        return False
+    if not bool(bad):
+        return False
+    value = float(loss)
+    member.diverged_reason = (
+        f"training diverged: the loss of batch {batch + 1} of epoch {epoch + 1} became {value:.4g}"
+        + ("" if not math.isfinite(value) else
+           f", more than {loop.divergence_factor:g}x the first batch's {member.first_batch_loss:.4g}")
+        + f", at lr {float(member.optimizer.param_groups[0]['lr']):.3g}. The usual causes: a learning rate too "
+        "high for this optimizer (try a 10x smaller lr or a warmup), exploding gradients (set "
+        "clip_grad_norm), or unnormalized inputs or activations (scaling = 'standardize', BatchNormalization).")
+    return True
+
+
+def _kept(epoch: int) -> str:
+    return (f" The weights of the last good epoch (epoch {epoch}) were kept." if epoch > 0
+            else " The initial weights were kept: the first epoch had not ended.")
 
 
 def _diverged(loss: float, first_loss: float, factor: float | None) -> bool:

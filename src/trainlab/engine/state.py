@@ -43,6 +43,9 @@ class MemberState:
     start_epoch: int = 0
     step: int = 0
     first_loss: float | None = None
+    first_batch_loss: float | None = None  # the reference a batch's loss is held against (divergence)
+    blowup: Tensor | None = None  # on CUDA: whether a batch of this epoch blew up, read at the epoch's end
+    diverged_reason: str | None = None  # set when a batch blew up mid-epoch
     last_good: dict[str, Tensor] | None = None
     stopped: bool = False
     ended: bool = False
@@ -82,7 +85,7 @@ def snapshot(member: MemberState, epoch: int, optimizer_state: dict[str, Any], d
         rng["cuda"] = torch.cuda.get_rng_state(device)
     return {
         "epoch": epoch, "step": member.step, "fingerprint": list(fingerprint(member)),
-        "first_loss": member.first_loss, "model": dict(member.module.state_dict()), "optimizer": optimizer_state,
+        "first_loss": member.first_loss, "first_batch_loss": member.first_batch_loss, "model": dict(member.module.state_dict()), "optimizer": optimizer_state,
         "schedule": member.schedule.state_dict() if member.schedule is not None else None,
         "callbacks": [cb.state_dict() for cb in kept_callbacks(member.callbacks)],
         "history": {"history": member.history.history, "epoch": member.history.epoch},
@@ -119,6 +122,7 @@ def restore(member: MemberState, saved: dict[str, Any], device: torch.device) ->
         torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
     member.step = saved["step"]
     member.first_loss = saved.get("first_loss")
+    member.first_batch_loss = saved.get("first_batch_loss")
     member.start_epoch = saved["epoch"] + 1
     member.run.epoch = member.start_epoch
     member.run.step = member.step

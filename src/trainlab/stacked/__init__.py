@@ -553,7 +553,9 @@ class _Job:
             for name in dropout_layers:
                 _replace(skeleton, name, MemberDropout(0.0))
         has = getattr(skeleton, "has_penalties", None)
-        member_losses = self.loop.record_steps or any(slot.member.callbacks.has_batch_hooks for slot in slots)
+        # Each member's batch loss at every step: the driver checks it for a blow-up within the epoch (as a
+        # solo run does), and batch hooks and record_steps read it.
+        member_losses = True
         x = self.x.to(self.device)
         if self.member_x is not None:
             indices = [slot.member.index for slot in slots]
