@@ -30,10 +30,11 @@ the model (a trainlab `Sequential` is rebuilt from its config, so its initial
 weights come from the seed; any other module is deep-copied, so only the batch
 order varies) with a fresh optimizer of the same kind and settings.
 
-Each seed is one run of the one engine (`trainlab.engine.train`) with the lr
-sweep as its schedule and a callback that keeps the batch losses. The engine
-today stops at the end of an epoch, so a sweep is as many epochs as it needs,
-its last steps past the sweep (or past the divergence) run at lr 0.
+Each seed is one member of one stacked run of the one engine
+(`trainlab.stacked.fit_members`), with the lr sweep as its schedule, the
+engine's per-step history for the batch losses, and a callback that stops the
+member after the sweep's last batch (or at the end of the epoch in which its
+loss diverged).
 
 Example:
     >>> import trainlab
@@ -144,23 +145,24 @@ class LRFinderResult:
         return figure if figure is not None else ax
 
 
-class _BatchLosses(Callback):
-    """Keeps each batch's loss (on the device) and stops the run once the sweep is over or diverged."""
+class _SweepEnd(Callback):
+    """Stops a member once the sweep is over (after that batch) or its loss has diverged (at an epoch's end)."""
 
     def __init__(self, num_steps: int, diverge_factor: float) -> None:
         self.num_steps = num_steps
         self.diverge_factor = diverge_factor
-        self.losses: list[Tensor] = []
+        self._seen: list[Tensor] = []
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if len(self.losses) < self.num_steps and logs is not None:
-            self.losses.append(logs["loss"])
+        if logs is not None and len(self._seen) < self.num_steps:
+            self._seen.append(logs["loss"])
+        if len(self._seen) >= self.num_steps:
+            self.run.request_stop("the lr sweep is complete")  # takes effect after this batch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if len(self.losses) >= self.num_steps:
-            self.run.request_stop("the lr sweep is complete")
+        if not self._seen or self.run.stop_requested:
             return
-        values = torch.stack(self.losses).float().cpu().numpy()  # one wait per epoch
+        values = torch.stack(self._seen).float().cpu().numpy()  # one wait per epoch
         finite = values[np.isfinite(values)]
         if finite.size < values.size or (finite.size and values[-1] > self.diverge_factor * finite.min()):
             self.run.request_stop("the loss diverged")
@@ -302,6 +304,7 @@ class LRFinder:
     def run(self, model: nn.Module, data: Any, optimizer: Any = "sgd", *, loss: Any = "auto",
             task: str | None = None, seed: int = 0, device: str = "auto") -> LRFinderResult:
         from trainlab import engine
+        from trainlab.stacked import MemberConfig, fit_members
 
         factory, label = _optimizer_factory(optimizer, self.start_lr)
         lrs = self.sweep()
@@ -315,16 +318,17 @@ class LRFinder:
         num_epochs = math.ceil(self.num_steps / steps_per_epoch)
         seeds = [seed + k for k in range(self.num_seeds)]
         losses = np.full((self.num_seeds, self.num_steps), np.nan)
-        for k, member_seed in enumerate(seeds):
-            recorder = _BatchLosses(self.num_steps, self.diverge_factor)
-            technique = engine.Technique(loss=loss, optimizer=factory, metrics=[], schedule=multiplier, task=task)
-            config = engine.LoopConfig(batch_size=self.batch_size, num_epochs=num_epochs, seed=member_seed,
-                                       device=device, divergence_factor=None)
-            engine.train(_model_copy(model), engine.TrainData(data.x, data.y), technique, config,
-                         callbacks=[recorder])
-            if recorder.losses:
-                values = torch.stack(recorder.losses).float().cpu().numpy()
-                losses[k, :values.size] = values
+        # The seeds are members of one stacked run (the engine's plan decides whether they share a pass;
+        # each member's losses equal its run alone), so the band costs about one run.
+        members = [MemberConfig(seed=member_seed, optimizer=factory, schedule=multiplier,
+                                callbacks=(_SweepEnd(self.num_steps, self.diverge_factor),))
+                   for member_seed in seeds]
+        histories = fit_members(_model_copy(model), members, engine.TrainData(data.x, data.y), loss=loss,
+                                task=task, batch_size=self.batch_size, num_epochs=num_epochs, device=device,
+                                divergence_factor=None, record_steps=True)
+        for k, history in enumerate(histories):
+            values = np.asarray(history.steps.get("loss", [])[: self.num_steps], dtype=float)
+            losses[k, :values.size] = values
         return self.analyse(label, lrs, losses, seeds)
 
     def analyse(self, label: str, lrs: np.ndarray, losses: np.ndarray, seeds: Sequence[int]) -> LRFinderResult:

@@ -369,12 +369,11 @@ def drive(members: Sequence[MemberState], step: Step, loop: Loop, *,
                     if member.steps_record is not None:
                         member.pending_losses.append(batch_loss)
                         member.steps_record["lr"].append(float(member.optimizer.param_groups[0]["lr"]))
-                    if _blew_up(member, batch_loss, loop, epoch, batch):
-                        running.remove(member)  # its epoch ends here; its last good weights come back
-                        continue
                     if member.callbacks.has_batch_hooks:
                         member.callbacks.on_batch_end(batch, {"loss": batch_loss, "size": size})
-                    if member.run.stop_requested or (member.callbacks.has_batch_hooks and member.run.should_stop()):
+                    if _blew_up(member, batch_loss, loop, epoch, batch, step):
+                        running.remove(member)  # its epoch ends here; its last good weights come back
+                    elif member.run.stop_requested or (member.callbacks.has_batch_hooks and member.run.should_stop()):
                         running.remove(member)  # Keras 3: a stop asked for in a batch ends the epoch there
             logs = step.epoch_logs(live)
             step.validate(live, logs)
@@ -411,14 +410,13 @@ def _epoch_end(step: Step, member: MemberState, epoch: int, logs: dict[str, Any]
             on_epoch_end(epoch, logs)
     if member.first_loss is None:
         member.first_loss = logs["loss"]
-    if member.blowup is not None and member.diverged_reason is None and bool(member.blowup):
-        member.diverged_reason = ("training diverged: a batch loss of this epoch was not finite or more than "
-                                  f"{loop.divergence_factor}x the first batch's loss {member.first_batch_loss:.4g}")
+    if member.blowup is not None and member.diverged_at is None and bool(member.blowup):
+        member.diverged_at = {"loss": logs["loss"], "batch": None, "epoch": epoch, "lr": run.lr}
     member.blowup = None
-    diverged = member.diverged_reason is not None or _diverged(logs["loss"], member.first_loss,
-                                                               loop.divergence_factor)
-    if member.diverged_reason is not None:
-        run.request_stop(member.diverged_reason + _kept(epoch))
+    diverged = member.diverged_at is not None or _diverged(logs["loss"], member.first_loss,
+                                                           loop.divergence_factor)
+    if member.diverged_at is not None:
+        run.request_stop(_blow_up_reason(member, loop.divergence_factor, step.grads(member)))
     elif diverged:
         run.request_stop(_divergence_reason(logs, run.lr, member.history.history.get("loss"),
                                             step.grads(member), restored=epoch > 0))
@@ -455,7 +453,7 @@ def _end(member: MemberState) -> None:
         member.history.model = member.module
 
 
-def _blew_up(member: MemberState, batch_loss: Tensor, loop: Loop, epoch: int, batch: int) -> bool:
+def _blew_up(member: MemberState, batch_loss: Tensor, loop: Loop, epoch: int, batch: int, step: Step) -> bool:
     """Whether this batch's loss shows the run diverging: not finite, or more than `divergence_factor`
     times the run's first batch loss (a run's first loss is about chance level; a blow-up passes it by
     orders of magnitude within a few steps, often inside the first epoch).
@@ -478,15 +476,26 @@ def _blew_up(member: MemberState, batch_loss: Tensor, loop: Loop, epoch: int, ba
         return False
     if not bool(bad):
         return False
-    value = float(loss)
-    member.diverged_reason = (
-        f"training diverged: the loss of batch {batch + 1} of epoch {epoch + 1} became {value:.4g}"
-        + ("" if not math.isfinite(value) else
-           f", more than {loop.divergence_factor:g}x the first batch's {member.first_batch_loss:.4g}")
-        + f", at lr {float(member.optimizer.param_groups[0]['lr']):.3g}. The usual causes: a learning rate too "
-        "high for this optimizer (try a 10x smaller lr or a warmup), exploding gradients (set "
-        "clip_grad_norm), or unnormalized inputs or activations (scaling = 'standardize', BatchNormalization).")
+    member.diverged_at = {"loss": float(loss), "batch": batch, "epoch": epoch,
+                          "lr": float(member.optimizer.param_groups[0]["lr"]),
+                          "grad_norm": _grad_norm(step.grads(member))}
     return True
+
+
+def _blow_up_reason(member: MemberState, factor: float | None, params: Sequence[Tensor]) -> str:
+    at = member.diverged_at or {}
+    loss, epoch = float(at["loss"]), int(at["epoch"])
+    where = (f"at batch {at['batch'] + 1} of epoch {epoch + 1}" if at.get("batch") is not None
+             else f"in a batch of epoch {epoch + 1}")
+    bound = ("" if not math.isfinite(loss) or factor is None or member.first_batch_loss is None
+             else f", more than {factor:g}x the first batch's {member.first_batch_loss:.4g}")
+    losses = member.history.history.get("loss")
+    before = f"{losses[-1]:.4g}" if losses else "none (first epoch)"
+    return (f"training diverged: the loss became {loss:.4g} {where}{bound} (previous epoch {before}) at lr "
+            f"{at['lr']:.3g}, gradient norm {at.get('grad_norm', _grad_norm(params)):.4g} at the last step. The usual causes: a "
+            "learning rate too high for this optimizer (try a 10x smaller lr or a warmup), exploding gradients "
+            "(set clip_grad_norm), or unnormalized inputs or activations (scaling = 'standardize', "
+            "BatchNormalization)." + _kept(epoch))
 
 
 def _kept(epoch: int) -> str:

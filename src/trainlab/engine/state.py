@@ -45,7 +45,7 @@ class MemberState:
     first_loss: float | None = None
     first_batch_loss: float | None = None  # the reference a batch's loss is held against (divergence)
     blowup: Tensor | None = None  # on CUDA: whether a batch of this epoch blew up, read at the epoch's end
-    diverged_reason: str | None = None  # set when a batch blew up mid-epoch
+    diverged_at: dict[str, Any] | None = None  # the batch that blew up mid-epoch: loss, batch, epoch, lr
     last_good: dict[str, Tensor] | None = None
     stopped: bool = False
     ended: bool = False
