@@ -862,7 +862,8 @@ def log_loss() -> Metric:
 
 
 METRICS.register("nll", summary="Another name for log_loss (history key 'log_loss').",
-                 claim=METRICS.entry("log_loss").claim)(log_loss)
+                 claim=METRICS.entry("log_loss").claim,
+                 capabilities=METRICS.entry("log_loss").capabilities)(log_loss)
 
 
 def metric(spec: str | Mapping[str, Any] | Metric | Callable[[Tensor, Tensor], Tensor], *,
