@@ -326,6 +326,7 @@ def test_keras_random_crop_crops_in_training_and_takes_the_largest_centred_windo
 
 @pytest.mark.parametrize("make", [lambda: GaussianNoise(0.3), lambda: GaussianInputNoise(stddev=0.3)])
 def test_gaussian_noise_has_zero_mean_effect_and_the_set_variance(make):
+    torch.manual_seed(0)
     x = torch.full((200, 100), 2.0)
     noise = make()
     out = noise(x, None, generator=gen(0))[0] if isinstance(noise, GaussianInputNoise) else noise.train()(x)
@@ -336,11 +337,13 @@ def test_gaussian_noise_has_zero_mean_effect_and_the_set_variance(make):
 
 
 def test_gaussian_dropout_has_mean_one_and_dropouts_variance_and_is_off_in_eval():
+    torch.manual_seed(0)  # the layer draws from torch's global stream, as Keras layers draw from theirs
     rate = 0.3
     layer = GaussianDropout(rate)
     x = torch.full((200, 100), 3.0)
     factor = layer.train()(x) / x
-    assert abs(factor.mean().item() - 1.0) < 0.01
+    # n = 20000 draws of std sqrt(0.3 / 0.7) = 0.65: the mean's standard error is 0.0046; 4 of them.
+    assert abs(factor.mean().item() - 1.0) < 0.02
     assert factor.var().item() == pytest.approx(rate / (1 - rate), rel=0.04)
     torch.testing.assert_close(layer.eval()(x), x, rtol=0, atol=0)
 
