@@ -189,12 +189,14 @@ def test_early_stopping_holds_out_a_tenth_and_keeps_the_best_epoch(binary):
 
 def test_partial_fit_trains_one_epoch_per_call_and_needs_classes_first(iris):
     X, y = iris
-    clf = small()
+    clf = small(early_stopping=True)  # as in scikit-learn's MLP, it does not apply to partial_fit
     with pytest.raises(InputError, match="classes"):
         clf.partial_fit(X, y)
     clf.partial_fit(X[:75], y[:75], classes=[0, 1, 2])
+    scaler = clf.model_.scaler
     clf.partial_fit(X[75:], y[75:])
-    assert clf.n_iter_ == 2 and len(clf.history_["loss"]) == 2
+    assert clf.n_iter_ == 2 and len(clf.history_["loss"]) == 2 and "val_loss" not in clf.history_
+    assert clf.model_.scaler is scaler  # fitted on the first part, kept
     with pytest.raises(InputError, match="not in classes"):
         clf.partial_fit(X[:5], y[:5] + 7)
 
@@ -222,6 +224,9 @@ def test_pickle_round_trip_keeps_predictions_and_the_optimizer_state(iris):
     ({"schedule": "cosin"}, r"unknown schedule 'cosin' \(from NeuralNetClassifier.schedule\)"),
     ({"batch_size": 0}, r"NeuralNetClassifier.batch_size must be an int >= 1"),
     ({"validation_split": 1.5}, r"NeuralNetClassifier.validation_split must be a fraction in \(0, 1\)"),
+    ({"scaling": "zscore"}, r"unknown scaler 'zscore' \(from NeuralNetClassifier.scaling\)"),
+    ({"device": "tpu"}, r"NeuralNetClassifier.device: must be one of auto, cpu"),
+    ({"class_weight": {"setosa": 2.0}}, r"class_weight names \['setosa'\], which are not classes of y"),
 ])
 def test_bad_settings_fail_in_fit_naming_the_parameter(iris, settings, match):
     clf = NeuralNetClassifier(**settings, epochs=1)  # __init__ only stores

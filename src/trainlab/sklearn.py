@@ -10,7 +10,7 @@ recipe would (same seeds, same weights).
     >>> from sklearn.datasets import load_iris
     >>> from trainlab.sklearn import NeuralNetClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = NeuralNetClassifier(units=16, lr=0.01, epochs=30, random_state=0).fit(X, y)
+    >>> clf = NeuralNetClassifier(units=16, lr=0.05, epochs=10, random_state=0).fit(X, y)
     >>> clf.classes_.tolist(), clf.n_features_in_
     ([0, 1, 2], 4)
     >>> clf.score(X, y) > 0.9
@@ -173,6 +173,17 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
                           source=self._where("schedule"))
         if self._loss() is not None:
             make_loss(self._loss(), source=self._where("loss"))
+        if self.scaling not in ("auto", None):
+            from trainlab.data import scaler as make_scaler
+
+            make_scaler(None if self.scaling == "none" else self.scaling, source=self._where("scaling"))
+        if isinstance(self.device, str):
+            from trainlab.spec import check_device
+
+            try:
+                check_device(self.device)
+            except ValueError as error:
+                raise InputError(f"{self._where('device')}: {error}") from None
         if isinstance(self.early_stopping, Mapping):
             from pydantic import ValidationError
 
@@ -313,8 +324,11 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         return 0.1 if self.early_stopping is not False else None  # scikit-learn's validation_fraction
 
     def _train(self, x: np.ndarray, y: torch.Tensor, sample_weight: np.ndarray, *, task: Task,
-               num_classes: int | None, num_outputs: int, sample_weight_given: bool) -> None:
-        """Build a fresh model and train it through `trainlab.fit`; set the fitted attributes."""
+               num_classes: int | None, num_outputs: int, partial: bool = False) -> None:
+        """Build a fresh model and train it through `trainlab.fit`; set the fitted attributes.
+
+        `partial` (the first partial_fit): one epoch, no validation split and no early stopping.
+        """
         import trainlab
         from trainlab.data import Dataset
         from trainlab.layers import Dense
@@ -327,11 +341,11 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         model = Sequential([*self._hidden_layers(), output], name=type(self).__name__)
         dataset = Dataset(x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), y=y, task=task,
                           num_classes=num_classes, name="X")
-        recipe = self._recipe(seed=seed, num_epochs=self.epochs, early_stopping=True)
-        history = trainlab.fit(model, dataset, recipe, validation_split=self._validation_split(),
-                               stratify=task == "classification" and self._validation_split() is not None,
-                               scaling=self.scaling, verbose=self.verbose,
-                               sample_weight=_relative(sample_weight) if sample_weight_given else None)
+        recipe = self._recipe(seed=seed, num_epochs=1 if partial else self.epochs, early_stopping=not partial)
+        split = None if partial else self._validation_split()
+        history = trainlab.fit(model, dataset, recipe, validation_split=split,
+                               stratify=task == "classification" and split is not None,
+                               scaling=self.scaling, verbose=self.verbose, sample_weight=_relative(sample_weight))
         self.model_ = model
         self.history_ = dict(history.history)
         self.n_iter_ = len(history.history.get("loss", []))
@@ -391,10 +405,6 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNet):  # type: ignore[misc]
@@ -469,8 +479,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):  # type: ignore[misc]
                 "classes. Check the labels, or the split that gave this part of the data.")
         weights = self._weights(codes, sample_weight, x)
         self._train(x, torch.from_numpy(codes.astype(np.int64)), weights, task="classification",
-                    num_classes=len(self.classes_), num_outputs=len(self.classes_),
-                    sample_weight_given=True)
+                    num_classes=len(self.classes_), num_outputs=len(self.classes_))
         self._partial_seed = self._seed()
         return self
 
@@ -504,12 +513,8 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):  # type: ignore[misc]
         weights = self._weights(codes, sample_weight, x)
         labels = torch.from_numpy(codes.astype(np.int64))
         if first:
-            epochs, self.epochs = self.epochs, 1
-            try:
-                self._train(x, labels, weights, task="classification", num_classes=len(self.classes_),
-                            num_outputs=len(self.classes_), sample_weight_given=True)
-            finally:
-                self.epochs = epochs
+            self._train(x, labels, weights, task="classification", num_classes=len(self.classes_),
+                        num_outputs=len(self.classes_), partial=True)
             self._partial_seed = self._seed()
         else:
             self._train_more(x, labels, weights, task="classification", num_classes=len(self.classes_))
@@ -523,6 +528,11 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):  # type: ignore[misc]
             if not isinstance(self.class_weight, (str, Mapping)):
                 raise InputTypeError(f"{self._where('class_weight')} must be a dict {{label: weight}}, "
                                      f"'balanced' or None, got {type(self.class_weight).__name__}")
+            if isinstance(self.class_weight, Mapping):
+                unknown = [label for label in self.class_weight if label not in set(self.classes_.tolist())]
+                if unknown:
+                    raise InputError(f"{self._where('class_weight')} names {unknown[:5]}, which are not classes "
+                                     f"of y ({self.classes_.tolist()[:10]}); key it by the labels of y")
             try:
                 table = (self.class_weight if isinstance(self.class_weight, str)
                          else {i: self.class_weight.get(label, 1.0) for i, label in enumerate(self.classes_)})
@@ -588,8 +598,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):  # type: ignore[misc]
         x, y = validate_data(self, X, y, dtype=np.float32, y_numeric=True, multi_output=True)
         targets = self._targets(y)
         weights = _check_sample_weight(sample_weight, x, dtype=np.float64)
-        self._train(x, targets, weights, task="regression", num_classes=None, num_outputs=targets.shape[1],
-                    sample_weight_given=True)
+        self._train(x, targets, weights, task="regression", num_classes=None, num_outputs=targets.shape[1])
         self._partial_seed = self._seed()
         return self
 
@@ -601,12 +610,8 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):  # type: ignore[misc]
         targets = self._targets(y, reset=first)
         weights = _check_sample_weight(sample_weight, x, dtype=np.float64)
         if first:
-            epochs, self.epochs = self.epochs, 1
-            try:
-                self._train(x, targets, weights, task="regression", num_classes=None,
-                            num_outputs=targets.shape[1], sample_weight_given=True)
-            finally:
-                self.epochs = epochs
+            self._train(x, targets, weights, task="regression", num_classes=None, num_outputs=targets.shape[1],
+                        partial=True)
             self._partial_seed = self._seed()
         else:
             self._train_more(x, targets, weights, task="regression", num_classes=None)
