@@ -146,6 +146,10 @@ def test_layers_list_builds_fresh_layers_each_fit(iris):
     again = clone(clf).fit(X, y)
     for a, b in zip(clf.model_.state_dict().values(), again.model_.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch_layers = NeuralNetClassifier(layers=[torch.nn.Linear(4, 8), torch.nn.ReLU()], epochs=1, random_state=3)
+    first, second = clone(torch_layers).fit(X, y), clone(torch_layers).fit(X, y)
+    torch.testing.assert_close(first.model_.layers[0].weight, second.model_.layers[0].weight, rtol=0, atol=0)
+    assert not torch.equal(first.model_.layers[0].weight, torch_layers.layers[0].weight)  # fresh, seeded
     tables = NeuralNetClassifier(layers=[{"type": "Dense", "units": 8, "activation": "tanh"}], epochs=2,
                                  random_state=0).fit(X, y)
     assert tables.model_.layers[0].units == 8
@@ -201,13 +205,18 @@ def test_partial_fit_trains_one_epoch_per_call_and_needs_classes_first(iris):
         clf.partial_fit(X[:5], y[:5] + 7)
 
 
-def test_pickle_round_trip_keeps_predictions_and_the_optimizer_state(iris):
+@pytest.mark.parametrize("clf", [
+    small(epochs=3),
+    NeuralNetClassifier(layers=[torch.nn.Linear(4, 8), torch.nn.Tanh(), Dense(8, activation="relu")],
+                        optimizer={"name": "sgd", "momentum": 0.9}, lr=0.05, epochs=3, random_state=0),
+], ids=["adam", "torch-modules-and-momentum"])
+def test_pickle_round_trip_keeps_predictions_and_the_optimizer_state(iris, clf):
     X, y = iris
-    clf = small(epochs=3).fit(X, y)
+    clf = clone(clf).fit(X, y)
     copy = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
     clf.partial_fit(X, y)
-    copy.partial_fit(X, y)  # Adam's moments came along, so the next epoch is the same
+    copy.partial_fit(X, y)  # the optimizer's moments came along, so the next epoch is the same
     np.testing.assert_allclose(copy.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-6)
 
 

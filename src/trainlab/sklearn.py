@@ -331,6 +331,7 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         """
         import trainlab
         from trainlab.data import Dataset
+        from trainlab.engine.driver import seeded
         from trainlab.layers import Dense
         from trainlab.models import Sequential
 
@@ -338,7 +339,9 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         self._check_techniques()
         seed = self._seed()
         output = (Dense(num_outputs, activation="softmax") if task == "classification" else Dense(num_outputs))
-        model = Sequential([*self._hidden_layers(), output], name=type(self).__name__)
+        with seeded(seed, torch.device("cpu")):  # a torch module's fresh weights come from the run's seed
+            hidden = self._hidden_layers()
+        model = Sequential([*hidden, output], name=type(self).__name__)
         dataset = Dataset(x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), y=y, task=task,
                           num_classes=num_classes, name="X")
         recipe = self._recipe(seed=seed, num_epochs=1 if partial else self.epochs, early_stopping=not partial)
@@ -371,6 +374,10 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         recipe = self._recipe(seed=seed, num_epochs=1, early_stopping=False)
         optimizer = getattr(model.optimizer, "torch_optimizer", None)
         if optimizer is not None:
+            from trainlab.engine import resolve_device
+
+            model.to(resolve_device(self.device))
+            optimizer.load_state_dict(optimizer.state_dict())  # torch moves the moments to the weights' device
             recipe["optimizer"] = optimizer  # the same torch optimizer: its moments carry over
         history = trainlab.fit(model, dataset, recipe, validation_split=None, scaling=None,
                                verbose=self.verbose,
@@ -391,15 +398,28 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         """The fitted network travels as its config (JSON-able) and its tensors: trainlab layers hold
         initializer functions that pickle cannot carry."""
         state: dict[str, Any] = dict(super().__getstate__())  # a copy: Python returns __dict__ itself
+        if isinstance(state.get("layers"), (list, tuple)):
+            from trainlab.layers import Layer, layer_config
+
+            # Never built (each fit builds fresh layers from them), so their config is all they hold.
+            state["layers"] = type(state["layers"])(
+                _LayerConfig(layer_config(layer)) if isinstance(layer, Layer) else layer
+                for layer in state["layers"])
         model = state.get("model_")
         if model is not None:
-            state["model_"] = _PickledModel.of(model)
+            state["model_"] = _PickledModel(model, (int(state["n_features_in_"]),))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         model = state.get("model_")
         if isinstance(model, _PickledModel):
             state = {**state, "model_": model.rebuild()}
+        if isinstance(state.get("layers"), (list, tuple)):
+            from trainlab.layers import layer_from_config
+
+            state["layers"] = type(state["layers"])(
+                layer_from_config(layer.config) if isinstance(layer, _LayerConfig) else layer
+                for layer in state["layers"])
         super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -639,42 +659,46 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):  # type: ignore[misc]
         return tags
 
 
-class _PickledModel:
-    """A trained `trainlab.Sequential` as pickle can carry it: its config, its weights and its
-    optimizer's state (so that partial_fit continues with the same moments after a round trip)."""
+class _LayerConfig:
+    """A trainlab layer of the `layers` parameter, in pickle: its config (see `__getstate__`)."""
 
-    def __init__(self, config: dict[str, Any], input_shape: tuple[int, ...], weights: dict[str, torch.Tensor],
-                 optimizer: Any, optimizer_state: dict[str, Any] | None) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.input_shape = input_shape
-        self.weights = weights
-        self.optimizer = optimizer
-        self.optimizer_state = optimizer_state
 
-    @classmethod
-    def of(cls, model: Any) -> Any:
-        try:
-            config = {k: v for k, v in model.get_config().items() if k != "compile"}
-        except InputError:
-            return model  # a torch module among the layers: pickled as it is
-        input_shape = tuple(model.layers[0].input_shape)
+
+class _PickledModel:
+    """A trained `trainlab.Sequential` as pickle can carry it: each trainlab layer as its config (its
+    initializer functions cannot be pickled), any other torch module as it is, the weights, the scaler's
+    statistics and the optimizer's state (so that partial_fit continues with the same moments)."""
+
+    def __init__(self, model: Any, input_shape: tuple[int, ...]) -> None:
+        from trainlab.layers import Layer, layer_config
+
+        self.name = model.name
+        self.layers = [("config", layer_config(layer)) if isinstance(layer, Layer) else ("module", layer)
+                       for layer in model.layers]
+        self.input_shape = input_shape
+        self.weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        self.scaler = model.scaler.to_dict() if model.scaler is not None else None
         held = getattr(model.optimizer, "torch_optimizer", None)
-        return cls(config, input_shape, {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   None if held is None else type(held),
-                   None if held is None else {"state_dict": held.state_dict(), "defaults": held.defaults})
+        self.optimizer = None if held is None else (type(held), dict(held.defaults), held.state_dict())
 
     def rebuild(self) -> Any:
+        from trainlab.data import scaler_from_dict
+        from trainlab.layers import layer_from_config
         from trainlab.models import Sequential
         from trainlab.optimizers import Optimizer
 
-        with torch.random.fork_rng(devices=[]):  # building draws initial weights, overwritten below
-            model = Sequential.from_config(self.config)
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights, replaced below
+            model = Sequential([layer_from_config(item) if kind == "config" else item for kind, item in self.layers],
+                               name=self.name)
             model.build(self.input_shape)
         model.load_state_dict(self.weights)
-        if self.optimizer is not None and self.optimizer_state is not None:
-            params = [p for p in model.parameters() if p.requires_grad]
-            held = self.optimizer(params, **self.optimizer_state["defaults"])
-            held.load_state_dict(self.optimizer_state["state_dict"])
+        model.scaler = scaler_from_dict(self.scaler) if self.scaler is not None else None
+        if self.optimizer is not None:
+            kind, defaults, state = self.optimizer
+            held = kind([p for p in model.parameters() if p.requires_grad], **defaults)
+            held.load_state_dict(state)
             model.optimizer = Optimizer(held)
         return model
 
@@ -682,6 +706,9 @@ class _PickledModel:
 def _relative(weights: np.ndarray) -> np.ndarray:
     """Sample weights rescaled to mean 1: only their ratios count, so AdaBoost's weights (summing to
     1) train at the recipe's learning rate. The engine's loss is Keras's sum_i w_i * loss_i / batch size."""
+    if (weights < 0).any():
+        raise InputError("sample_weight holds negative values; weights are >= 0 (0 leaves a sample out of the "
+                         "loss). Check how they were computed.")
     total = float(weights.sum())
     if not total > 0:
         raise InputError("sample_weight sums to 0: at least one sample needs a weight > 0 to train on")
