@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -224,6 +224,14 @@ def test_pickle_round_trip_keeps_predictions_and_the_optimizer_state(iris, clf):
     clf.partial_fit(X, y)
     copy.partial_fit(X, y)  # the optimizer's moments came along, so the next epoch is the same
     np.testing.assert_allclose(copy.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-6)
+
+
+def test_a_diverged_run_warns_with_convergence_warning(binary):
+    X, y = binary
+    with pytest.warns(ConvergenceWarning, match="training diverged"):
+        clf = small(optimizer="sgd", lr=1e6, epochs=3).fit(X, y)
+    assert clf.stop_reason_.startswith("training diverged")
+    assert np.isfinite(clf.predict_proba(X)).all()  # the weights from before the blow-up
 
 
 # -- bad input --------------------------------------------------------------------------------------

@@ -36,12 +36,14 @@ import copy
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -133,10 +135,9 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         return f"{type(self).__name__}.{name}"
 
     def _check_params(self) -> None:
-        check_int = _check_int
-        check_int(self._where("batch_size"), self.batch_size, 1, "It is the number of samples per step, e.g. 32.")
-        check_int(self._where("epochs"), self.epochs, 1, "It is the number of passes over the data, e.g. 100.")
-        check_int(self._where("verbose"), self.verbose, 0, "0 is silent, 1 a progress bar, 2 one line per epoch.")
+        _check_int(self._where("batch_size"), self.batch_size, 1, "It is the number of samples per step, e.g. 32.")
+        _check_int(self._where("epochs"), self.epochs, 1, "It is the number of passes over the data, e.g. 100.")
+        _check_int(self._where("verbose"), self.verbose, 0, "0 is silent, 1 a progress bar, 2 one line per epoch.")
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real)
                                     or not math.isfinite(self.lr) or self.lr <= 0):
             raise InputError(f"{self._where('lr')} must be a number > 0 or None (the optimizer's default), got "
@@ -353,6 +354,7 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
         self.history_ = dict(history.history)
         self.n_iter_ = len(history.history.get("loss", []))
         self.stop_reason_ = history.stop_reason
+        _warn_if_diverged(self, history.stop_reason)
         self._partial_calls = 0
 
     def _train_more(self, x: np.ndarray, y: torch.Tensor, sample_weight: np.ndarray | None, *,
@@ -387,6 +389,7 @@ class _NeuralNet(BaseEstimator):  # type: ignore[misc]
             self.history_.setdefault(key, []).extend(values)
         self.n_iter_ += 1
         self.stop_reason_ = history.stop_reason
+        _warn_if_diverged(self, history.stop_reason)
 
     def _outputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
@@ -701,6 +704,12 @@ class _PickledModel:
             held.load_state_dict(state)
             model.optimizer = Optimizer(held)
         return model
+
+
+def _warn_if_diverged(estimator: Any, stop_reason: str | None) -> None:
+    """scikit-learn's ConvergenceWarning when the loss blew up (the weights from before it are kept)."""
+    if stop_reason is not None and stop_reason.startswith("training diverged"):
+        warnings.warn(f"{type(estimator).__name__}: {stop_reason}", ConvergenceWarning, stacklevel=3)
 
 
 def _relative(weights: np.ndarray) -> np.ndarray:
