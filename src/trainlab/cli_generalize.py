@@ -82,10 +82,14 @@ def ensemble(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
 ) -> None:
     """Bagging or boosting of a spec's model: members' scores, the ensemble's, report.html."""
+    from trainlab import check
     from trainlab.generalize import ensemble as make_ensemble
+    from trainlab.generalize.bagging import METHODS
     from trainlab.generalize.report import ensemble_report
 
-    parsed, dataset, spec_text = _load(spec, runs_dir)
+    check.choice("--method", method, METHODS, "bagging averages members trained on bootstrap samples; adaboost "
+                 "(classes) and gradient (regression) boost weak members round by round.")
+    parsed, dataset, spec_text = _load(spec, runs_dir, method)
     result = make_ensemble(_model(parsed), dataset, parsed.recipe, method=method, members=members, vote=vote,
                            learning_rate=learning_rate, shrinkage=shrinkage,
                            validation_split=parsed.data.validation_split, stratify=parsed.data.stratify,
@@ -123,7 +127,7 @@ def ensemble(
     out.print(f"ensemble (trainlab.load) and report: {escape(str(folder))}", highlight=False)
 
 
-def _load(spec: Path, runs_dir: Path) -> tuple[Any, Any, str]:
+def _load(spec: Path, runs_dir: Path, method: str | None = None) -> tuple[Any, Any, str]:
     """The validated spec, its data (checked against the model), and the resolved spec as TOML."""
     import tomli_w
 
@@ -134,6 +138,10 @@ def _load(spec: Path, runs_dir: Path) -> tuple[Any, Any, str]:
     parsed = load_spec(spec)
     run_folder(runs_dir, parsed.name)  # the name is a plain folder name that stays inside runs_dir
     dataset = dataset_from_spec(parsed.data)
+    if method in ("adaboost", "gradient"):
+        from trainlab.generalize.boosting import check_method
+
+        check_method(method, dataset.task, parsed.recipe.loss)  # before the loss meets the targets
     check_before_training(parsed, dataset)
     return parsed, dataset, tomli_w.dumps(spec_to_dict(parsed))
 

@@ -55,7 +55,7 @@ from trainlab.generalize._setup import Setup, holdout, outputs, probabilities, s
 from trainlab.generalize.bagging import EnsembleResult
 from trainlab.generalize.ensembles import Ensemble
 
-__all__ = ["BOOSTING_METHODS", "boost", "samme_error", "samme_weight"]
+__all__ = ["BOOSTING_METHODS", "boost", "check_method", "samme_error", "samme_weight"]
 
 BOOSTING_METHODS = ("adaboost", "gradient")
 
@@ -111,10 +111,7 @@ def boost(model: Any, data: Any, recipe: Any = None, *, method: str = "adaboost"
     check.in_range("shrinkage", shrinkage, 0.0, 1.0, open_low=True,
                    hint="Gradient boosting's factor on each member's prediction; 0.1 is usual.")
     ready = setup(model, data, recipe, scaling=scaling, stack="off", tool="boosting")
-    if method == "adaboost":
-        _check_adaboost(ready)
-    else:
-        _check_gradient(ready)
+    check_method(method, ready.task, ready.loss)
     train, test = holdout(ready, validation_split, stratify=stratify)
     start = time.perf_counter()
     result = (_adaboost(ready, train, test, rounds, learning_rate) if method == "adaboost"
@@ -128,33 +125,32 @@ def boost(model: Any, data: Any, recipe: Any = None, *, method: str = "adaboost"
 # ------------------------------------------------------------------------------------------ checks
 
 
-def _loss_name(ready: Setup) -> tuple[Any, str]:
+def check_method(method: str, task: str, loss: Any) -> None:
+    """Refuse a boosting method that does not fit the task, or a loss it cannot use.
+
+    AdaBoost needs classes and a loss that is a mean of per-sample terms (each
+    row's term is weighed by its boosting weight); gradient boosting needs a
+    regression target and the squared loss (its members fit residuals).
+    """
     from trainlab.losses import loss as make_loss
 
-    if ready.loss == "auto":
-        return None, "auto"
-    built = make_loss(ready.loss, source="recipe.loss")
-    return built, built.name
-
-
-def _check_adaboost(ready: Setup) -> None:
-    if ready.task != "classification":
-        raise InputError("--method adaboost boosts classifiers (SAMME), but the target is a regression target. "
-                         "Use --method gradient (gradient boosting on residuals) for regression.")
-    built, name = _loss_name(ready)
-    if built is not None and not built.sample_mean:
-        raise InputError(
-            f"recipe.loss '{name}' cannot take sample weights the way AdaBoost needs: AdaBoost weighs each "
-            "row's own loss term by its boosting weight, so the loss must be a mean of per-sample terms, and "
-            f"'{name}' is not (it is computed from the batch as a whole). Use 'sparse_categorical_crossentropy' "
-            "(or leave recipe.loss out to pick the cross-entropy that fits the targets).")
-
-
-def _check_gradient(ready: Setup) -> None:
-    if ready.task != "regression":
+    built = None if loss in (None, "auto") else make_loss(loss, source="recipe.loss")
+    name = built.name if built is not None else "auto"
+    if method == "adaboost":
+        if task != "classification":
+            raise InputError("--method adaboost boosts classifiers (SAMME), but the target is a regression "
+                             "target. Use --method gradient (gradient boosting on residuals) for regression.")
+        if built is not None and not built.sample_mean:
+            raise InputError(
+                f"recipe.loss '{name}' cannot take sample weights the way AdaBoost needs: AdaBoost weighs each "
+                "row's own loss term by its boosting weight, so the loss must be a mean of per-sample terms, and "
+                f"'{name}' is not (it is computed from the batch as a whole). Use "
+                "'sparse_categorical_crossentropy' (or leave recipe.loss out to pick the cross-entropy that fits "
+                "the targets).")
+        return
+    if task != "regression":
         raise InputError("--method gradient fits regressors to residuals with the squared loss, but the target "
                          "holds classes. Use --method adaboost for classification.")
-    built, name = _loss_name(ready)
     if built is not None and name != "mse":
         raise InputError(f"recipe.loss '{name}': gradient boosting here is least-squares boosting, whose "
                          "members fit the residuals y - F(x) with the squared loss. Use loss = 'mse' or leave "
