@@ -138,7 +138,15 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def save_model(model: nn.Module, directory: Path) -> None:
-    """model.safetensors (weights) and, for a Sequential, model.json (how to rebuild it)."""
+    """model.safetensors (weights) and, for a Sequential, model.json (how to rebuild it).
+
+    An ensemble (`trainlab.generalize.Ensemble`) is written as its ensemble.json and member folders.
+    """
+    from trainlab.generalize.ensembles import Ensemble
+
+    if isinstance(model, Ensemble):
+        model.save(directory)
+        return
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = directory / ".model.safetensors.tmp"

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,6 +161,34 @@ class CVResult:
                        "test_rows": int(len(f.test_rows)), "epochs": f.epochs, "stop_reason": f.stop_reason,
                        "scores": f.scores, "history": f.history.history} for f in self.folds],
         }
+
+    def mean_history(self) -> Any:
+        """One History of the fold means, epoch by epoch, whose final ``val_`` values are the held-out means.
+
+        Each key at epoch e is the mean over the folds that trained that epoch; the last
+        ``val_<name>`` values are then the folds' held-out scores' means (what a study with
+        ``[study] cv = k`` compares), which they already are without early stopping.
+        """
+        from trainlab.callbacks import History
+
+        merged = History()
+        keys = list(dict.fromkeys(k for f in self.folds for k in f.history.history))
+        epochs = max(len(f.history.epoch) for f in self.folds)
+        for key in keys:
+            series = [f.history.history.get(key, []) for f in self.folds]
+            merged.history[key] = [float(np.mean([s[e] for s in series if e < len(s)]))
+                                   for e in range(epochs) if any(e < len(s) for s in series)]
+        merged.epoch = list(range(epochs))
+        for name in self.folds[0].scores:
+            values = merged.history.setdefault(f"val_{name}", [math.nan] * epochs)
+            if values:
+                values[-1] = float(self.values(name).mean())
+        merged.seed = self.folds[0].history.seed
+        stops = {f.stop_reason for f in self.folds if f.stop_reason}
+        merged.stop_reason = "; ".join(sorted(stops)) if stops else None
+        merged.params = {"cv": {k: v for k, v in self.to_dict().items() if k != "folds"}, "kept_epoch": epochs - 1}
+        merged.model = self.ensemble()
+        return merged
 
     def summary(self) -> str:
         low, high = self.interval
