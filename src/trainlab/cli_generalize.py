@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from trainlab.errors import InputError
+
 out = Console()
 
 
@@ -38,22 +40,43 @@ def cv(
                                          help="Keep class shares in every fold (default: yes for classes)."),
     group_column: str | None = typer.Option(None, "--group-column",
                                             help="A column holding each row's group; groups stay whole."),
+    seeds: int = typer.Option(1, "--seeds", help="N > 1: also run the CV and a single hold-out split with N "
+                              "seeds each, and show how much each estimate varies."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the result folder is written."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
 ) -> None:
     """k-fold cross-validation of a spec: fold scores, mean ± std, a confidence interval, report.html."""
-    from trainlab.generalize import cross_validate
+    from trainlab import check
+    from trainlab.generalize import compare_with_holdout, cross_validate
     from trainlab.generalize.report import cv_report
+    from trainlab.runs import write_json_atomic
 
+    check.int_at_least("--seeds", seeds, 1, "Use 1 for one cross-validation, 5 to compare estimates across seeds.")
+    if seeds > 1 and (repeats > 1 or group_column is not None):
+        raise InputError("--seeds compares the CV with a single random hold-out split, which keeps no groups and "
+                         "has no repeats; drop --group-column and --repeats, or drop --seeds.")
     parsed, dataset, spec_text = _load(spec, runs_dir)
-    result = cross_validate(_model(parsed), dataset, parsed.recipe, folds=folds, repeats=repeats, stratify=stratify,
-                            group_column=group_column, scaling=parsed.data.scaling)
+    spread = None
+    if seeds > 1:
+        spread = compare_with_holdout(_model(parsed), dataset, parsed.recipe, folds=folds, seeds=seeds,
+                                      validation_split=parsed.data.validation_split, stratify=stratify,
+                                      scaling=parsed.data.scaling)
+        result = spread.results[0]
+    else:
+        result = cross_validate(_model(parsed), dataset, parsed.recipe, folds=folds, repeats=repeats,
+                                stratify=stratify, group_column=group_column, scaling=parsed.data.scaling)
     result.name = parsed.name
-    folder = _publish(runs_dir, parsed.name, "cv", spec_text,
-                      lambda staging: (result.save(staging), cv_report(result, staging / "report.html",
-                                                                        spec_text=spec_text)))
+
+    def write(staging: Path) -> None:
+        result.save(staging)
+        if spread is not None:
+            write_json_atomic(staging / "seeds.json", spread.to_dict())
+        cv_report(result, staging / "report.html", spec_text=spec_text, spread=spread)
+
+    folder = _publish(runs_dir, parsed.name, "cv", spec_text, write)
     if json_output:
         print(json.dumps({"result_dir": str(folder), "report": str(folder / "report.html"),
+                          "seeds": spread.to_dict() if spread is not None else None,
                           **{k: v for k, v in result.to_dict().items() if k != "folds"},
                           "folds": [{k: v for k, v in f.items() if k != "history"} for f in
                                     result.to_dict()["folds"]]}, allow_nan=True))
@@ -67,6 +90,15 @@ def cv(
                       str(len(f.test_rows)), str(f.epochs), *(f"{v:.4g}" for v in f.scores.values()))
     out.print(table)
     out.print(escape(result.summary()), highlight=False)
+    if spread is not None:
+        compared = Table(title=escape(f"{result.metric} estimated with {seeds} seeds"))
+        for column in ("seed", "single hold-out", f"{folds}-fold CV mean"):
+            compared.add_column(escape(column), justify="right")
+        for seed, h, c in zip(spread.seeds, spread.holdout, spread.cv):
+            compared.add_row(str(seed), f"{h:.4g}", f"{c:.4g}")
+        compared.add_row("std", f"{spread.spread('holdout'):.3g}", f"{spread.spread('cv'):.3g}")
+        out.print(compared)
+        out.print(escape(spread.summary()), highlight=False)
     out.print(f"fold models (an averaging ensemble, trainlab.load) and report: {escape(str(folder))}",
               highlight=False)
 

@@ -60,7 +60,7 @@ from trainlab.errors import InputError
 from trainlab.generalize._setup import Setup, setup
 from trainlab.generalize.ensembles import Ensemble
 
-__all__ = ["CVResult", "FoldResult", "cross_validate", "make_folds"]
+__all__ = ["CVResult", "FoldResult", "SeedSpread", "compare_with_holdout", "cross_validate", "make_folds"]
 
 
 @dataclass
@@ -391,3 +391,76 @@ def _class_name(dataset: Dataset, label: int) -> str:
 def _as_int(splits: Sequence[tuple[Any, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)) for a, b in splits]
 
+
+
+@dataclass
+class SeedSpread:
+    """A single hold-out estimate and the k-fold CV estimate, each taken with several seeds.
+
+    A seed changes the rows held out (and the initialization); how much an estimate
+    moves from seed to seed is how far one number of it can be trusted.
+    """
+
+    metric: str
+    folds: int
+    seeds: list[int]
+    holdout: list[float]
+    cv: list[float]
+    results: list[CVResult] = field(default_factory=list, repr=False)
+
+    def spread(self, which: str) -> float:
+        """The sample standard deviation over seeds of "holdout" or "cv"."""
+        values = np.asarray(getattr(self, which), dtype=np.float64)
+        return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    def summary(self) -> str:
+        h, c = np.asarray(self.holdout), np.asarray(self.cv)
+        ratio = self.spread("holdout") / self.spread("cv") if self.spread("cv") > 0 else math.inf
+        return (f"Across {len(self.seeds)} seeds, the single hold-out {self.metric} ranged from {h.min():.4g} to "
+                f"{h.max():.4g} (std {self.spread('holdout'):.3g}); the {self.folds}-fold CV mean ranged from "
+                f"{c.min():.4g} to {c.max():.4g} (std {self.spread('cv'):.3g}), "
+                f"{ratio:.1f}x less spread from seed to seed.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "folds": self.folds, "seeds": self.seeds, "holdout": self.holdout,
+                "cv": self.cv, "holdout_std": self.spread("holdout"), "cv_std": self.spread("cv")}
+
+
+def compare_with_holdout(model: Any, data: Any, recipe: Any = None, *, folds: int = 5, seeds: int = 5,
+                         validation_split: float = 0.2, stratify: bool | None = None, scaling: Any = "auto",
+                         stack: str = "auto") -> SeedSpread:
+    """k-fold CV against a single hold-out split on the same data, each with `seeds` seeds.
+
+    Seed s (``recipe.seed`` + 0, 1, ...) seeds the CV's splitter and runs, and the hold-out's
+    stratified random split (scikit-learn's ``train_test_split``, `validation_split` held out)
+    and run; the hold-out runs of all seeds train as members of one stack. Both estimates are
+    the recipe's first metric on held-out rows.
+
+    Raises:
+        InputError: as `cross_validate`, and for fewer than 2 seeds.
+    """
+    from sklearn.model_selection import train_test_split
+
+    check.int_at_least("seeds", seeds, 2, "Comparing how estimates vary needs at least 2 seeds; 5 is usual.")
+    ready = setup(model, data, recipe, scaling=scaling, stack=stack, tool="cross-validation")
+    first = ready.recipe.seed
+    chosen = [first + k for k in range(seeds)]
+    results = [cross_validate(model, ready.dataset, ready.recipe.model_copy(update={"seed": s}), folds=folds,
+                              stratify=stratify, scaling=scaling, validation_split=validation_split, stack=stack)
+               for s in chosen]
+    rows = np.arange(ready.num_rows)
+    strata = ready.labels() if (ready.task == "classification" and stratify is not False) else None
+    members, held = [], []
+    for s in chosen:
+        train, test = train_test_split(rows, test_size=validation_split, random_state=s, stratify=strata)
+        if ready.recipe.early_stopping is not None:
+            fit_rows, stop_rows = _inner_split(ready, train, validation_split, s, stratified=strata is not None)
+            members.append(ready.member(seed=s, train_indices=fit_rows, val_indices=stop_rows))
+        else:
+            members.append(ready.member(seed=s, train_indices=train, val_indices=test))
+        held.append(test)
+    histories = ready.fit(members, engine.TrainData(ready.x, ready.y))
+    metric = results[0].metric
+    holdout = [held_out_scores(ready, h.model, test)[metric] for h, test in zip(histories, held)]
+    return SeedSpread(metric=metric, folds=folds, seeds=chosen, holdout=holdout, cv=[r.mean for r in results],
+                      results=results)

@@ -31,8 +31,11 @@ __all__ = ["cv_report", "ensemble_report"]
 _BLUE, _ORANGE, _GREEN, _GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 
 
-def cv_report(result: Any, path: str | Path, *, spec_text: str = "") -> Path:
-    """Write the cross-validation page for a `CVResult` to `path`; return it."""
+def cv_report(result: Any, path: str | Path, *, spec_text: str = "", spread: Any = None) -> Path:
+    """Write the cross-validation page for a `CVResult` to `path`; return it.
+
+    With `spread` (a `SeedSpread`), the page also shows the CV against a single hold-out across seeds.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -52,6 +55,12 @@ def cv_report(result: Any, path: str | Path, *, spec_text: str = "") -> Path:
               "early stopping on the part of its training rows it stopped on).",
               _curves_png(result.folds), _curves_plotly(result.folds)),
     ]
+    if spread is not None:
+        charts.append(Chart(
+            f"{metric}: single hold-out against {spread.folds}-fold CV, by seed",
+            f"Each seed gives one hold-out estimate (its own random split) and one CV mean; the std over seeds is "
+            f"{spread.spread('holdout'):.3g} for the hold-out and {spread.spread('cv'):.3g} for the CV. "
+            + spread.summary(), _spread_png(spread), _spread_plotly(spread)))
     rows = "".join(
         f"<tr><td class=case>{html.escape(label)}</td><td>{len(f.train_rows)}</td><td>{len(f.test_rows)}</td>"
         f"<td>{f.epochs}</td>" + "".join(f"<td>{_cell(v)}</td>" for v in f.scores.values())
@@ -218,6 +227,37 @@ def _curves_plotly(folds: Sequence[Any]) -> Any:
                                             legendgroup=key, line={"color": colour}, opacity=0.6))
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="loss")
+    figure.update_layout(height=380, margin={"l": 60, "r": 20, "t": 20, "b": 50}, template="plotly_white")
+    return figure
+
+
+def _spread_png(spread: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(7, 3.6))
+    for k, (label, values, colour) in enumerate((("single hold-out", spread.holdout, _ORANGE),
+                                                  (f"{spread.folds}-fold CV mean", spread.cv, _BLUE))):
+        ax.scatter(np.full(len(values), k) + np.linspace(-0.1, 0.1, len(values)), values, color=colour, label=label)
+    ax.set_xticks([0, 1])
+    ax.set_xticklabels(["single hold-out", f"{spread.folds}-fold CV mean"])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylabel(spread.metric)
+    return _png(figure)
+
+
+def _spread_plotly(spread: Any) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for k, (label, values, colour) in enumerate((("single hold-out", spread.holdout, _ORANGE),
+                                                  (f"{spread.folds}-fold CV mean", spread.cv, _BLUE))):
+        jitter = np.linspace(-0.1, 0.1, len(values))
+        figure.add_trace(go.Scatter(x=(k + jitter).tolist(), y=list(values), mode="markers", name=label,
+                                    text=[f"seed {s}" for s in spread.seeds], marker={"color": colour, "size": 10},
+                                    hovertemplate="%{text}<br>%{y:.4g}<extra>" + label + "</extra>"))
+    figure.update_xaxes(tickvals=[0, 1], ticktext=["single hold-out", f"{spread.folds}-fold CV mean"],
+                        range=[-0.5, 1.5])
+    figure.update_yaxes(title_text=spread.metric)
     figure.update_layout(height=380, margin={"l": 60, "r": 20, "t": 20, "b": 50}, template="plotly_white")
     return figure
 
