@@ -122,3 +122,17 @@ def test_stratify_with_a_regression_target_is_refused():
     x = rng.normal(size=(30, 2)).astype(np.float32)
     with pytest.raises(InputError, match="regression target.*--no-stratify"):
         cross_validate([Dense(1)], (x, x[:, 0] * 2.0), RECIPE, folds=3, stratify=True)
+
+
+def test_cv_against_a_single_hold_out_takes_one_of_each_per_seed():
+    from trainlab.generalize import compare_with_holdout
+
+    x, y = imbalanced()
+    spread = compare_with_holdout(small_model(), (x, y), RECIPE, folds=3, seeds=2)
+    assert spread.seeds == [3, 4]
+    assert ["random_state=3" in spread.results[0].splitter, "random_state=4" in spread.results[1].splitter] == \
+        [True, True]
+    assert spread.cv == [r.mean for r in spread.results]
+    # A 20% stratified hold-out of 50 rows is 10 rows: its accuracy is a multiple of 1/10.
+    assert all(abs(h * 10 - round(h * 10)) < 1e-9 for h in spread.holdout)
+    assert spread.spread("holdout") == pytest.approx(float(np.std(spread.holdout, ddof=1)))
