@@ -54,6 +54,7 @@ def test_folds_are_scikit_learns_stratified_k_fold_with_the_recipes_seed(result)
 
 def test_stratification_keeps_each_class_share_in_every_fold(result):
     cv, _, y = result
+    assert [row["held_out_rows"] for row in cv.table()] == [10] * 5
     for f in cv.folds:  # 25, 15, 10 rows over 5 folds: exactly 5, 3, 2 of each class held out
         assert np.bincount(y[f.test_rows], minlength=3).tolist() == [5, 3, 2]
 
@@ -136,3 +137,16 @@ def test_cv_against_a_single_hold_out_takes_one_of_each_per_seed():
     # A 20% stratified hold-out of 50 rows is 10 rows: its accuracy is a multiple of 1/10.
     assert all(abs(h * 10 - round(h * 10)) < 1e-9 for h in spread.holdout)
     assert spread.spread("holdout") == pytest.approx(float(np.std(spread.holdout, ddof=1)))
+
+
+def test_every_fold_starts_from_a_fresh_initialization_even_from_a_trained_model():
+    x, y = imbalanced()
+    trained = small_model()
+    trainlab.fit(trained, (x, y), {**RECIPE, "num_epochs": 3})
+    cv = cross_validate(trained, (x, y), {**RECIPE, "num_epochs": 1, "optimizer": {"name": "sgd", "lr": 1e-9}},
+                        folds=2)
+    initial = small_model()  # what a new model built under the recipe's seed starts from
+    trainlab.fit(initial, (x, y), {**RECIPE, "num_epochs": 1, "optimizer": {"name": "sgd", "lr": 1e-9}})
+    for f in cv.folds:  # an lr of 1e-9 leaves the initial weights: the seed's, not the trained model's
+        torch.testing.assert_close(f.model.get_weights()[0], initial.get_weights()[0], atol=1e-6, rtol=0)
+        assert not np.allclose(f.model.get_weights()[0], trained.get_weights()[0], atol=1e-3)

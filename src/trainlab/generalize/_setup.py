@@ -114,11 +114,29 @@ def setup(model: Any, data: Any, recipe: Any, *, scaling: Any = "auto", stack: s
     metrics = (objects.metrics if objects.metrics is not None else validated.metrics if validated.metrics
                is not None else (["accuracy"] if dataset.task == "classification" else ["mae"]))
     loss = objects.loss if objects.loss is not None else validated.loss if validated.loss is not None else "auto"
-    return Setup(dataset=dataset, recipe=validated, template=as_model(model), scaling=scaling, loss=loss,
+    return Setup(dataset=dataset, recipe=validated, template=fresh(as_model(model)), scaling=scaling, loss=loss,
                  metrics=list(metrics), optimizer=objects.optimizer if objects.optimizer is not None
                  else validated.optimizer, schedule=objects.schedule if objects.schedule is not None
                  else validated.schedule, stack=stack,
                  transforms=list(augment.batch_transforms(validated, num_classes=dataset.num_classes)))
+
+
+def fresh(model: nn.Module) -> nn.Module:
+    """A trainlab Sequential that has weights (trained, or built by a call) as a new, unbuilt one.
+
+    Every member must start from its own fresh initialization, drawn under its seed, as
+    scikit-learn clones an estimator before each fold; a model that was already trained
+    would carry what it learned (from the held-out rows too) into every member. A plain
+    torch module is used as given: pass it untrained.
+    """
+    from trainlab.models import Sequential
+
+    if not isinstance(model, Sequential) or not model.built:
+        return model
+    config = model.get_config()
+    for key in ("input_shape", "scaler", "compile"):
+        config.pop(key, None)
+    return Sequential.from_config(config)
 
 
 def holdout(setup: Setup, fraction: float | None, *, stratify: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -135,6 +135,11 @@ class CVResult:
         return (f"{self.confidence:.0%} Student t-interval over the {n} fold scores (scipy.stats.t, {n - 1} "
                 "degrees of freedom); the folds share training rows, so it is narrower than it should be")
 
+    def table(self) -> list[dict[str, Any]]:
+        """The per-fold table: one row per fold with its sizes, epochs and held-out scores."""
+        return [{"fold": f.fold + 1, "repeat": f.repeat + 1, "train_rows": int(len(f.train_rows)),
+                 "held_out_rows": int(len(f.test_rows)), "epochs": f.epochs, **f.scores} for f in self.folds]
+
     def ensemble(self) -> Ensemble:
         """The fold models as one averaging ensemble (soft vote for classes)."""
         return Ensemble([f.model for f in self.folds], task=self.task, combine="average", method="cv")
