@@ -113,3 +113,12 @@ def test_a_saved_boosted_ensemble_reloads_with_its_member_weights(adaboosted, tm
     loaded = trainlab.load(result.save(tmp_path / "boosted"))
     assert loaded.combine == "adaboost" and loaded.weights == pytest.approx(result.weights)
     torch.testing.assert_close(torch.as_tensor(loaded.predict(x)), torch.as_tensor(result.ensemble.predict(x)))
+
+
+def test_the_boosting_report_draws_the_error_by_round(adaboosted, tmp_path):
+    from trainlab.generalize.report import ensemble_report
+
+    result, _, _ = adaboosted
+    page = ensemble_report(result, tmp_path / "report.html").read_text()
+    assert "<h2>Error by round</h2>" in page and "data:image/png;base64," in page
+    assert page.count("<tr><td class=case>member") == len(result.rounds)

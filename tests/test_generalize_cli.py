@@ -53,7 +53,9 @@ def test_cv_writes_the_fold_models_and_a_report(tmp_path, capsys):
     folder = runs / "iris-small" / payload["result_dir"].rsplit("/", 1)[-1]
     assert payload["splitter"].startswith("StratifiedKFold(n_splits=3") and len(payload["folds"]) == 3
     assert "t-interval" in payload["interval_name"]
-    assert (folder / "report.html").is_file() and (folder / "cv.json").is_file()
+    assert (folder / "cv.json").is_file()
+    page = (folder / "report.html").read_text()
+    assert "<h2>Held-out accuracy per fold</h2>" in page and page.count("<td class=case>fold ") == 3
     iris = trainlab.datasets.load("iris")
     assert trainlab.load(folder).predict(iris.x).shape == (150, 3)
 
