@@ -137,16 +137,18 @@ def ensemble(
         return
     metric = result.metric
     table = Table(title=escape(f"{parsed.name}: {method}, {len(result.ensemble)} members"))
-    columns = ["member", "weight", f"out-of-bag {metric}", f"held-out {metric}"]
+    bagged = result.method == "bagging"
+    columns = ["member", "weight", *([f"out-of-bag {metric}"] if bagged else []), f"held-out {metric}"]
     if result.rounds:
         columns += ["ensemble train error", "ensemble val error"] if result.task == "classification" else \
             ["ensemble train mse", "ensemble val mse"]
     for column in columns:
         table.add_column(escape(column), justify="right")
     for k in range(len(result.ensemble)):
-        cells = [str(k + 1), f"{result.weights[k]:.4g}",
-                 f"{result.member_oob_scores[k][metric]:.4g}" if k < len(result.member_oob_scores) else "",
-                 f"{result.member_scores[k][metric]:.4g}" if k < len(result.member_scores) else ""]
+        cells = [str(k + 1), f"{result.weights[k]:.4g}"]
+        if bagged:
+            cells.append(f"{result.member_oob_scores[k][metric]:.4g}" if k < len(result.member_oob_scores) else "")
+        cells.append(f"{result.member_scores[k][metric]:.4g}" if k < len(result.member_scores) else "")
         if result.rounds:
             entry = result.rounds[k]
             key = "error" if result.task == "classification" else "mse"

@@ -95,11 +95,13 @@ def ensemble_report(result: Any, path: str | Path, *, spec_text: str = "") -> Pa
                         "squared error); bars are the members' weights in the ensemble.",
                         _rounds_png(result), _rounds_plotly(result))]
     metric = result.metric
+    bagged = result.method == "bagging"
     member_rows = []
     source = result.member_scores or result.member_oob_scores
     for k in range(len(result.ensemble)):
         cells = [f"member {k + 1}", _cell(result.weights[k])]
-        cells.append(_cell(result.member_oob_scores[k][metric]) if k < len(result.member_oob_scores) else "")
+        if bagged:
+            cells.append(_cell(result.member_oob_scores[k][metric]) if k < len(result.member_oob_scores) else "")
         cells.append(_cell(result.member_scores[k][metric]) if k < len(result.member_scores) else "")
         if result.rounds:
             entry = result.rounds[k]
@@ -109,7 +111,8 @@ def ensemble_report(result: Any, path: str | Path, *, spec_text: str = "") -> Pa
                                             for i, c in enumerate(cells)) + "</tr>")
     extra = ("<th>ensemble train error</th><th>ensemble val error</th>" if result.task == "classification"
              else "<th>ensemble train mse</th><th>ensemble val mse</th>") if result.rounds else ""
-    table = (f"<table><thead><tr><th class=case>member</th><th>weight</th><th>out-of-bag {metric}</th>"
+    oob_head = f"<th>out-of-bag {metric}</th>" if bagged else ""
+    table = (f"<table><thead><tr><th class=case>member</th><th>weight</th>{oob_head}"
              f"<th>held-out {metric}</th>{extra}</tr></thead><tbody>{''.join(member_rows)}</tbody>"
              f"<caption>{len(source)} members; combine rule: {html.escape(result.ensemble.combine)}"
              f"{'; ' + html.escape(result.stop_reason) if result.stop_reason else ''}.</caption></table>")
