@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from trainlab import callbacks, data, datasets, layers
     from trainlab.api import fit, run_spec
     from trainlab.diagnose import lr_find
+    from trainlab.generalize import cross_validate, ensemble
     from trainlab.models import Sequential, load_model
     from trainlab.runs import load
 
@@ -37,6 +38,8 @@ _LAZY = {
     "load_model": ("trainlab.models", "load_model"),
     "lr_find": ("trainlab.diagnose", "lr_find"),
     "load": ("trainlab.runs", "load"),
+    "cross_validate": ("trainlab.generalize", "cross_validate"),
+    "ensemble": ("trainlab.generalize", "ensemble"),
 }
 
 
@@ -56,5 +59,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "load_model", "lr_find",
-           "run_spec", "__version__"]
+__all__ = ["Sequential", "callbacks", "cross_validate", "data", "datasets", "ensemble", "fit", "layers", "load",
+           "load_model", "lr_find", "run_spec", "__version__"]

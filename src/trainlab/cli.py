@@ -344,6 +344,10 @@ from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (dia
 
 _register_doctor(app)
 
+from trainlab.cli_generalize import register as _register_generalize  # noqa: E402  (cv, ensemble)
+
+_register_generalize(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input or a usage error -> exit 2 with a message; an internal error -> exit 1."""

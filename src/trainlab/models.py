@@ -539,6 +539,8 @@ def load_model(filepath: str | Path, *, compile: bool = True) -> Sequential:
         from trainlab.runs import load
 
         model = load(path)
+        if not isinstance(model, Sequential):
+            raise InputError(f"load_model: '{path}' holds an ensemble, not one model; load it with trainlab.load")
         if not compile:
             model.compiled = model.optimizer = None
         return model

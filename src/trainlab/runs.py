@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 from safetensors.torch import load_file, save_file
@@ -54,6 +54,9 @@ from trainlab.checkpoint import apply_umask, fsync_directory
 from trainlab.errors import InputError
 from trainlab.index import delete_run, json_safe, record_run
 from trainlab.models import Sequential
+
+if TYPE_CHECKING:
+    from trainlab.generalize.ensembles import Ensemble
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -135,7 +138,15 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def save_model(model: nn.Module, directory: Path) -> None:
-    """model.safetensors (weights) and, for a Sequential, model.json (how to rebuild it)."""
+    """model.safetensors (weights) and, for a Sequential, model.json (how to rebuild it).
+
+    An ensemble (`trainlab.generalize.Ensemble`) is written as its ensemble.json and member folders.
+    """
+    from trainlab.generalize.ensembles import Ensemble
+
+    if isinstance(model, Ensemble):
+        model.save(directory)
+        return
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = directory / ".model.safetensors.tmp"
@@ -147,12 +158,13 @@ def save_model(model: nn.Module, directory: Path) -> None:
                           {"format": "trainlab.Sequential", "version": __version__, **model.get_config()})
 
 
-def load(path: str | Path) -> Sequential:
-    """Rebuild a saved Sequential (architecture, scaling, weights).
+def load(path: str | Path) -> Sequential | Ensemble:
+    """Rebuild a saved Sequential (architecture, scaling, weights), or a saved ensemble.
 
     `path` is a run or model folder (model.json + model.safetensors), or a
     weights file ``X.safetensors`` with its ``X.json`` beside it (as
-    ModelCheckpoint writes them).
+    ModelCheckpoint writes them); a folder with an ``ensemble.json``
+    (`trainlab.generalize.Ensemble.save`) comes back as that `Ensemble`.
 
     Raises:
         InputError: the files are missing, model.json is not valid JSON or does
@@ -161,6 +173,10 @@ def load(path: str | Path) -> Sequential:
             other shapes).
     """
     given = Path(path)
+    from trainlab.generalize.ensembles import is_ensemble_folder, load_ensemble
+
+    if given.suffix != ".safetensors" and is_ensemble_folder(given):
+        return load_ensemble(given)
     if given.suffix == ".safetensors":
         config_file, weights_file = given.with_suffix(".json"), given
     else:

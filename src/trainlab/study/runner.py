@@ -138,7 +138,7 @@ def architecture(model: Any) -> Any:
 
 def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
                 done: Callable[[PlannedRun, Trained], None], progress: StudyProgress | None = None,
-                stack: str = "auto") -> None:
+                stack: str = "auto", cv: int | None = None) -> None:
     """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
 
     Runs whose recipes differ only in what a stacked member may change (seed,
@@ -150,6 +150,10 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
     """
     told = progress or StudyProgress()
     from trainlab import augment
+
+    if cv is not None:
+        _train_cv(members, dataset, folds=cv, done=done, told=told, stack=stack)
+        return
 
     for subgroup in _stackable_subgroups(members):
         # Weight noise perturbs each run's own module in its forward; stacked members share one forward.
@@ -164,6 +168,22 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
             history = fit(model, dataset, run.spec.recipe, validation_split=run.spec.data.validation_split,
                           stratify=run.spec.data.stratify, scaling=run.spec.data.scaling, callbacks=[recorder])
             done(run, Trained(history=history, model=model, seconds=time.perf_counter() - start))
+
+
+def _train_cv(runs: Sequence[PlannedRun], dataset: Dataset, *, folds: int,
+              done: Callable[[PlannedRun, Trained], None], told: StudyProgress, stack: str) -> None:
+    """``[study] cv = k``: each run is a k-fold cross-validation (`trainlab.cross_validate`), its folds
+    stacked; its History holds the fold means, so that cases are compared on fold means."""
+    from trainlab.generalize import cross_validate
+
+    for run in runs:
+        told.run_begin(run)
+        start = time.perf_counter()
+        result = cross_validate(Sequential(run.spec.model.layers, name=run.spec.name), dataset, run.spec.recipe,
+                                folds=folds, scaling=run.spec.data.scaling, stack=stack)
+        history = result.mean_history()
+        history.recipe, history.version, history.dataset = run.spec.recipe, __version__, dataset.name
+        done(run, Trained(history=history, model=history.model, seconds=time.perf_counter() - start))
 
 
 # Recipe fields a stacked member carries on its own; every other field must be equal to share a pass.
@@ -274,7 +294,7 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
                            case=run.case.label, seed=run.seed, spec=run.spec_dict, status="running",
                            run_dir=study_dir / run.run_id)
                 started.append(run)
-            train_group(group, datasets[_data_key(group[0])], done=done, progress=progress)
+            train_group(group, datasets[_data_key(group[0])], done=done, progress=progress, cv=study.settings.cv)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -7,6 +7,7 @@ A study file is a fit spec (``name``, ``[data]``, ``[[model.layers]]``,
     seeds = 3                    # repeats of each case; repeat r trains with recipe.seed + r
     metric = "val_accuracy"      # what the table ranks by; default: val_<first metric>, else val_loss
     rank_by = "final"            # rank by the "final" (last epoch) or the "best" epoch's value
+    cv = 5                       # optional: each run is a 5-fold cross-validation, compared on its fold means
 
     [study.vary]                 # a grid: every combination of the axes, the first axis outermost
     optimizer = ["sgd", "momentum", "adam"]
@@ -78,6 +79,7 @@ class StudySettings(BaseModel):
     metric: str | None = None
     mode: Literal["auto", "min", "max"] = "auto"
     rank_by: Literal["final", "best"] = "final"
+    cv: int | None = Field(default=None, ge=2)
     vary: dict[str, Any] = Field(default_factory=dict)
     case: list[dict[str, Any]] = Field(default_factory=list)
 
