@@ -401,3 +401,6 @@ def _command_names() -> list[str]:
 
 if __name__ == "__main__":
     main()
+from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
+
+_register_sharpness(app)
