@@ -365,7 +365,7 @@ class RunSharpness:
     rows: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir, "rows": self.rows, **self.sharpness.to_dict(), "train": self.train,
+        return {"run_dir": self.run_dir, "measured_on": self.rows, **self.sharpness.to_dict(), "train": self.train,
                 "val": self.val, "gap": self.gap}
 
 
