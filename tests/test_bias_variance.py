@@ -155,3 +155,19 @@ def test_sharpness_command_on_a_folder_without_a_model_exits_2(tmp_path, capsys)
         main(["sharpness", str(tmp_path)])
     assert stop.value.code == 2
     assert "holds no trained model to measure" in capsys.readouterr().err
+
+
+def test_the_examples_validate() -> None:
+    from pathlib import Path
+
+    from trainlab.generalize.bias_variance import load_bias_variance
+    from trainlab.study import load_study
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = load_bias_variance(examples / "bias_variance.toml")
+    assert (config.settings.capacity, config.settings.values, config.settings.rounds) == (
+        "units", [1, 2, 4, 16, 64, 256], 30)
+    study = load_study(examples / "batch_size.toml")
+    assert [r.spec.recipe.batch_size for r in study.runs] == [16, 16, 64, 64, 256, 256, 1024, 1024]
+    assert study.runs[-1].spec.recipe.optimizer["lr"] == pytest.approx(0.001 * (1024 / 32) ** 0.5)
+    assert study.settings.sharpness
