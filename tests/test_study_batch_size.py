@@ -38,7 +38,7 @@ def test_an_unknown_lr_scaling_rule_is_refused() -> None:
         parse_study(_study(lr_scaling="square"))
 
 
-def test_the_sharpness_option_adds_sharpness_and_the_gap_to_each_run_and_the_report(tmp_path) -> None:
+def test_the_sharpness_option_adds_sharpness_and_the_gap_to_each_run_and_the_report(tmp_path, capsys) -> None:
     from trainlab.generalize._pages import sharpness_chart
 
     result = run_study(parse_study(_study(sharpness=True)), runs_dir=tmp_path, report=False)
@@ -52,3 +52,8 @@ def test_the_sharpness_option_adds_sharpness_and_the_gap_to_each_run_and_the_rep
     chart = sharpness_chart(result.study_dir)  # the chart build_report adds to the study's page
     assert chart is not None and chart.title == "Sharpness against batch size" and chart.png
     assert sorted(chart.figure.data[1].x) == [16, 64]  # the mean line, one point per batch size
+    from trainlab.cli_sharpness import print_study_sharpness
+
+    print_study_sharpness(result.study_dir)  # what `trainlab study` prints after its table
+    printed = capsys.readouterr().out
+    assert "λ_max" in printed and "batch_size=64" in printed and "gap loss" in printed

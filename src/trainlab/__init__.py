@@ -37,6 +37,8 @@ _LAZY = {
     "load_model": ("trainlab.models", "load_model"),
     "lr_find": ("trainlab.diagnose", "lr_find"),
     "load": ("trainlab.runs", "load"),
+    "bias_variance": ("trainlab.generalize.bias_variance", "bias_variance"),
+    "measure_sharpness": ("trainlab.generalize.sharpness", "measure_sharpness"),
 }
 
 

@@ -212,6 +212,10 @@ def study(
                           "comparison": result.comparison.to_dict()}))
         return
     _print_comparison(result.comparison)
+    if parsed.settings.sharpness:
+        from trainlab.cli_sharpness import print_study_sharpness
+
+        print_study_sharpness(result.study_dir)
     reused = (f"{len(result.reused)} reused (finished earlier; --fresh retrains them)" if result.reused
               else "0 reused")
     out.print(f"{len(result.trained)} runs trained, {reused}; report: {result.report}", highlight=False,

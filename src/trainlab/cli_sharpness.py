@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -21,6 +22,34 @@ def register(app: typer.Typer) -> None:
     """Add `bias-variance` and `sharpness` to `app`."""
     app.command("bias-variance")(bias_variance)
     app.command("sharpness")(sharpness)
+
+
+def print_study_sharpness(study_dir: Path) -> None:
+    """A study with ``sharpness = true``: per case, the means over seeds of sharpness and the gap."""
+    import statistics
+
+    from trainlab.generalize._pages import sharpness_records
+
+    rows = sharpness_records(study_dir)
+    if not rows:
+        return
+    table = Table(title="sharpness (λ_max: top Hessian eigenvalue) and generalization gap, means over seeds")
+    for column in ("case", "batch", "λ_max", "trace", "ε-sharp %", "gap loss", "gap acc"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        cases.setdefault(str(row["case"]), []).append(row)
+
+    def mean(values: list[Any]) -> str:
+        numbers = [float(v) for v in values if isinstance(v, (int, float))]
+        return f"{statistics.fmean(numbers):.4g}" if numbers else "-"
+
+    for case, runs in cases.items():
+        gaps: list[dict[str, Any]] = [r["gap"] if isinstance(r.get("gap"), dict) else {} for r in runs]
+        table.add_row(escape(case), str(runs[0].get("batch_size")), mean([r.get("top_eigenvalue") for r in runs]),
+                      mean([r.get("trace") for r in runs]), mean([r.get("epsilon_sharpness") for r in runs]),
+                      mean([g.get("loss") for g in gaps]), mean([g.get("accuracy") for g in gaps]))
+    out.print(table)
 
 
 def bias_variance(
