@@ -347,6 +347,9 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
 
 _register_doctor(app)
+from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
+
+_register_sharpness(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -405,6 +408,3 @@ def _command_names() -> list[str]:
 
 if __name__ == "__main__":
     main()
-from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
-
-_register_sharpness(app)

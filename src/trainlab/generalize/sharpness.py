@@ -388,6 +388,10 @@ def run_sharpness(run_dir: str | Path, *, rows: int | None = 2000, method: str =
         raise InputError(f"'{folder}' is not a folder: give a finished run folder (runs/<name>/<run-id>/, "
                          "listed by `trainlab runs`) that holds model.safetensors, model.json and spec.toml.")
     missing = [f for f in ("model.safetensors", "model.json", "spec.toml") if not (folder / f).is_file()]
+    if missing and (folder / "study.json").is_file():
+        raise InputError(f"'{folder}' is a study folder, which holds no model itself: give one of its run folders "
+                         f"({folder}/<case>-s<seed>/), or add sharpness = true to the study's [study] table to "
+                         "measure every run.")
     if missing:
         raise InputError(f"'{folder}' holds no trained model to measure: {', '.join(missing)} "
                          f"{'is' if len(missing) == 1 else 'are'} missing. `trainlab sharpness` reads a finished "
