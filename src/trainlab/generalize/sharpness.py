@@ -43,6 +43,7 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -212,7 +213,7 @@ def top_eigenvalue(model: nn.Module | HessianProbe, x: Tensor | None = None, y: 
     start = torch.randn(probe.num_params, generator=generator, dtype=torch.float64)
     if method == "power" or probe.num_params < 3:
         return _power(probe, start, max_iterations, tol)
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     dtype = probe.weights.dtype
 
@@ -222,9 +223,17 @@ def top_eigenvalue(model: nn.Module | HessianProbe, x: Tensor | None = None, y: 
         return probe.hvp(vector).double().cpu().numpy()
 
     operator = LinearOperator((probe.num_params, probe.num_params), matvec=matvec, dtype=np.float64)
-    values = eigsh(operator, k=1, which="LA", v0=start.numpy(), tol=tol, maxiter=max_iterations,
-                   return_eigenvectors=False)
-    return float(values[0])
+    try:
+        values = eigsh(operator, k=1, which="LA", v0=start.numpy(), tol=tol, maxiter=max_iterations,
+                       return_eigenvectors=False)
+    except ArpackNoConvergence as error:
+        if len(error.eigenvalues) == 0:
+            raise InputError(f"the Lanczos iteration did not converge in {max_iterations} restarts to the "
+                             f"relative tolerance {tol:g}; raise max_iterations or tol, or use method='power'") from None
+        warnings.warn(f"the Lanczos iteration did not reach the relative tolerance {tol:g} in {max_iterations} "
+                      "restarts; the top eigenvalue is its best estimate so far", RuntimeWarning, stacklevel=2)
+        values = error.eigenvalues
+    return float(np.max(values))
 
 
 def _power(probe: HessianProbe, start: Tensor, max_iterations: int, tol: float) -> float:
