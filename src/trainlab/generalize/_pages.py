@@ -91,7 +91,7 @@ def bias_variance_rows(result: Any) -> tuple[list[str], list[list[str]]]:
         parts = [d.bias, d.variance, d.noise] if squared else [d.bias, d.variance, d.net_variance]
         total = d.bias + d.variance + (d.noise or 0.0) if squared else d.bias + (d.net_variance or 0.0)
         rows.append([_fmt(point.value if point.value is not None else "base"), _fmt(d.expected_loss),
-                     *(_fmt(p) for p in parts), _fmt(total), _fmt(d.residual), f"{point.seconds:.1f}"])
+                     *(_fmt(p) for p in parts), _fmt(total), f"{d.residual:.2g}", f"{point.seconds:.1f}"])
     return header, rows
 
 
