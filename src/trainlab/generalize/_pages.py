@@ -241,6 +241,7 @@ def _value(row: Mapping[str, Any], key: str) -> float:
 
 def _sharpness_png(rows: Sequence[dict[str, Any]]) -> str:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     figure, ax = plt.subplots(figsize=(7.0, 4.2))
     other = ax.twinx()
@@ -253,6 +254,9 @@ def _sharpness_png(rows: Sequence[dict[str, Any]]) -> str:
     sizes, gaps = _by_batch(rows, "gap")
     other.plot(sizes, gaps, "--", color=_COLOURS["gap"], label="generalization gap (loss)")
     ax.set_xscale("log", base=2)
+    ticks = sorted({float(r["batch_size"]) for r in rows})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     if all(_value(r, "top_eigenvalue") > 0 for r in rows):
         ax.set_yscale("log")
     ax.set_xlabel("batch size")
