@@ -40,6 +40,8 @@ _LAZY = {
     "load": ("trainlab.runs", "load"),
     "cross_validate": ("trainlab.generalize", "cross_validate"),
     "ensemble": ("trainlab.generalize", "ensemble"),
+    "bias_variance": ("trainlab.generalize.bias_variance", "bias_variance"),
+    "measure_sharpness": ("trainlab.generalize.sharpness", "measure_sharpness"),
 }
 
 

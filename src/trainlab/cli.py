@@ -212,6 +212,10 @@ def study(
                           "comparison": result.comparison.to_dict()}))
         return
     _print_comparison(result.comparison)
+    if parsed.settings.sharpness:
+        from trainlab.cli_sharpness import print_study_sharpness
+
+        print_study_sharpness(result.study_dir)
     reused = (f"{len(result.reused)} reused (finished earlier; --fresh retrains them)" if result.reused
               else "0 reused")
     out.print(f"{len(result.trained)} runs trained, {reused}; report: {result.report}", highlight=False,
@@ -343,6 +347,9 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
 
 _register_doctor(app)
+from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
+
+_register_sharpness(app)
 
 from trainlab.cli_generalize import register as _register_generalize  # noqa: E402  (cv, ensemble)
 

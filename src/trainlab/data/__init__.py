@@ -9,7 +9,8 @@ Where data comes from:
 
 - `load(name)` / `DATASETS`: the small real data sets scikit-learn ships
   (digits, iris, wine, breast_cancer, diabetes; offline), plus generated ones
-  (`synthetic`, `sequences`) for tests and benchmarks.
+  (`synthetic`, `sequences`) for tests and benchmarks, and regression sets with
+  known noise (`friedman1`, `noisy_sine`; `trainlab.data.regression`).
 - `from_arrays`, `from_csv`, `from_npz`: your own data.
 - `as_dataset`: any of the above, from whatever a user wrote in a spec.
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 from trainlab.data.bundled import DATASETS, describe_datasets, load
 from trainlab.data.dataset import TASKS, Dataset, Task, from_arrays
 from trainlab.data.files import as_dataset, from_csv, from_npz
+from trainlab.data.regression import friedman1, noisy_sine  # noqa: F401  (registers the names)
 from trainlab.data.scaling import SCALERS, MinMax, NoScaling, Scaler, Standardize, scaler, scaler_from_dict
 from trainlab.data.split import split_validation
 from trainlab.data_images import register_image_sets

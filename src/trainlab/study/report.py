@@ -99,6 +99,11 @@ def build_report(study_dir: str | Path) -> Path:
     heatmap = _heatmap(stored, comparison)
     if heatmap is not None:
         charts.append(heatmap)
+    from trainlab.generalize._pages import sharpness_chart
+
+    sharpness = sharpness_chart(study_dir)  # runs of a study with sharpness = true
+    if sharpness is not None:
+        charts.append(sharpness)
     details = _details(stored, comparison)
     page = _page(stored, comparison, charts, details)
     target = Path(study_dir) / "report.html"

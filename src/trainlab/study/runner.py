@@ -276,7 +276,8 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
     progress.study_begin(study, todo=todo, finished=len(finished))
 
     def done(run: PlannedRun, member: Trained) -> None:
-        result = _write_run(study_dir, study, run, member)
+        extra = _sharpness(run, member, datasets[_data_key(run)]) if study.settings.sharpness else None
+        result = _write_run(study_dir, study, run, member, extra=extra)
         record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
                    case=run.case.label, seed=run.seed, spec=run.spec_dict, status="finished",
                    final=result["final"], run_dir=study_dir / run.run_id)
@@ -388,8 +389,27 @@ def _write_study_json(study_dir: Path, study: Study, *, status: str, created: fl
     return created
 
 
-def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained) -> dict[str, Any]:
-    """Write the run folder through a staging folder renamed into place; return its result.json."""
+def _sharpness(run: PlannedRun, member: Trained, dataset: Dataset) -> dict[str, Any]:
+    """``[study] sharpness = true``: the run's sharpness on its first 2,000 training rows, and its gap."""
+    from trainlab.api import prepare
+    from trainlab.generalize.sharpness import measure_gap_and_sharpness
+
+    spec = run.spec
+    prepared = prepare(dataset, validation_split=spec.data.validation_split, stratify=spec.data.stratify,
+                       scaling=spec.data.scaling, seed=spec.recipe.seed)
+    measured = measure_gap_and_sharpness(member.model, prepared.data, loss=spec.recipe.loss or "auto",
+                                         metrics=spec.recipe.metrics, task=dataset.task, rows=2000,
+                                         seed=spec.recipe.seed)
+    return {"sharpness": {**measured["sharpness"].to_dict(), "measured_on": measured["rows"], "train": measured["train"],
+                          "val": measured["val"], "gap": measured["gap"]}}
+
+
+def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the run folder through a staging folder renamed into place; return its result.json.
+
+    `extra` joins result.json (a study option's measures, such as sharpness).
+    """
     history = member.history
     staging = stage(study_dir, run.run_id, tomli_w.dumps(run.spec_dict))
     try:
@@ -399,7 +419,7 @@ def _write_run(study_dir: Path, study: Study, run: PlannedRun, member: Trained) 
                           "name": study.name, "run_id": run.run_id, "study": study.name, "case": run.case.label,
                           "spec_hash": run.spec_hash, "steps_per_epoch": params.get("steps"),
                           "seconds": member.seconds,
-                          "seconds_shared_by": member.shared_by})
+                          "seconds_shared_by": member.shared_by, **(extra or {})})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -18,6 +18,25 @@ A study file is a fit spec (``name``, ``[data]``, ``[[model.layers]]``,
     "layers.kernel_initializer" = "he_normal"
     "layers.activation" = "relu"
 
+Batch size as an axis. ``batch_size = [32, 256, 1024]`` in ``[study.vary]``
+varies it; ``lr_scaling`` says how each case's learning rate follows it,
+relative to ``base_batch_size`` (default: the base spec's batch size), whose
+lr is the one the spec gives: "none" keeps it, "linear" multiplies it by
+batch_size / base_batch_size (Goyal et al. 2017), "sqrt" by the square root of
+that ratio (Krizhevsky 2014; Hoffer et al. 2017). ``sharpness = true`` adds
+each run's sharpness (top Hessian eigenvalue on its first 2,000 training rows,
+Hutchinson trace, epsilon-sharpness; `trainlab.generalize.sharpness`) and its
+generalization gap to its result.json, and a chart of sharpness against batch
+size to the report::
+
+    [study]
+    lr_scaling = "linear"
+    base_batch_size = 32
+    sharpness = true
+
+    [study.vary]
+    batch_size = [32, 256, 1024]
+
 With both ``vary`` and ``case``, every case is crossed with the grid; with
 neither, the study repeats the base spec over seeds.
 
@@ -52,6 +71,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +102,9 @@ class StudySettings(BaseModel):
     cv: int | None = Field(default=None, ge=2)
     vary: dict[str, Any] = Field(default_factory=dict)
     case: list[dict[str, Any]] = Field(default_factory=list)
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    base_batch_size: int | None = Field(default=None, ge=1)
+    sharpness: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,9 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study") -> Study:
             where = f"case '{label}'"
             overrides = {**case_overrides, **point}
             spec_raw = apply_overrides(base_raw, overrides, where)
+            if settings.lr_scaling != "none":
+                spec_raw = scale_lr(spec_raw, settings.lr_scaling, settings.base_batch_size or base.recipe.batch_size,
+                                    where)
             try:
                 spec = parse_spec(spec_raw, source=where)
             except InputError as error:
@@ -257,6 +283,42 @@ def _named_cases(cases: Sequence[Mapping[str, Any]], source: str) -> list[tuple[
             resolve_key(key, f"{source}: case '{name}'")
         named.append((name, overrides))
     return named
+
+
+def lr_scale(rule: str, batch_size: int, base_batch_size: int) -> float:
+    """The lr multiplier of a scaling rule: 1 ("none"), b / b0 ("linear") or sqrt(b / b0) ("sqrt").
+
+    Example:
+        >>> lr_scale("linear", 256, 32), lr_scale("sqrt", 128, 32), lr_scale("none", 256, 32)
+        (8.0, 2.0, 1.0)
+    """
+    ratio = batch_size / base_batch_size
+    return {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+
+
+def scale_lr(spec_raw: dict[str, Any], rule: str, base_batch_size: int, where: str) -> dict[str, Any]:
+    """`spec_raw` with its optimizer's lr scaled for its batch size (see the module docstring).
+
+    The lr the case would train with (its optimizer's own default where the spec gives none)
+    is multiplied by `lr_scale`; the optimizer becomes a table with that ``lr``.
+    """
+    import torch
+
+    from trainlab.optimizers import optimizer as make_optimizer
+
+    recipe = dict(spec_raw.get("recipe") or {})
+    batch_size = recipe.get("batch_size", 32)
+    optimizer = recipe.get("optimizer", "adam")
+    if not isinstance(batch_size, int) or not isinstance(optimizer, (str, Mapping)):
+        return spec_raw  # the spec's own validation names the problem
+    try:
+        built = make_optimizer(optimizer, [torch.nn.Parameter(torch.zeros(1))], source=f"{where}: recipe.optimizer")
+    except InputError:
+        return spec_raw
+    table = {"name": optimizer} if isinstance(optimizer, str) else {
+        k: v for k, v in optimizer.items() if k not in ("lr", "learning_rate")}
+    table["lr"] = float(built.param_groups[0]["lr"]) * lr_scale(rule, batch_size, base_batch_size)
+    return {**spec_raw, "recipe": {**recipe, "optimizer": table}}
 
 
 # --------------------------------------------------------------------------- labels and checks
