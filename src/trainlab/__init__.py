@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from trainlab.api import fit, run_spec
     from trainlab.diagnose import lr_find
     from trainlab.generalize import cross_validate, ensemble
+    from trainlab.generalize.bias_variance import bias_variance
+    from trainlab.generalize.sharpness import measure_sharpness
     from trainlab.models import Sequential, load_model
     from trainlab.runs import load
 
@@ -61,5 +63,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["Sequential", "callbacks", "cross_validate", "data", "datasets", "ensemble", "fit", "layers", "load",
-           "load_model", "lr_find", "run_spec", "__version__"]
+__all__ = ["Sequential", "bias_variance", "callbacks", "cross_validate", "data", "datasets", "ensemble", "fit", "layers", "load",
+           "load_model", "lr_find", "measure_sharpness", "run_spec", "__version__"]
