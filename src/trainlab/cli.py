@@ -191,7 +191,7 @@ def study(
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
-    ray_address: str | None = typer.Option(None, "--ray", is_flag=False, flag_value="", metavar="[ADDRESS]",
+    ray_address: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                            help="Train on a Ray cluster: one task per group of stackable runs. "
                                                 "ADDRESS: host:port of the head node, ray://host:10001, or auto; "
                                                 "without one, the cluster RAY_ADDRESS names or a local Ray."),
@@ -368,6 +368,7 @@ _register_doctor(app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input or a usage error -> exit 2 with a message; an internal error -> exit 1."""
     args = list(sys.argv[1:] if argv is None else argv)
+    args = _optional_value(args, "--ray")
     if not args:
         _usage_error("Usage: trainlab [OPTIONS] COMMAND [ARGS]...",
                      f"a command is needed: {', '.join(_command_names())}.", "trainlab --help")
@@ -402,6 +403,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _optional_value(args: list[str], option: str) -> list[str]:
+    """`option` given last or before another option has no value: it becomes ``option=`` (empty)."""
+    return [f"{a}=" if a == option and (i + 1 == len(args) or args[i + 1].startswith("-")) else a
+            for i, a in enumerate(args)]
 
 
 def _usage_error(usage: str, message: str, help_command: str, *, code: int = 2) -> None:

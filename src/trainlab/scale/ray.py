@@ -116,17 +116,18 @@ class RayExecutor:
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: float = 1.0) -> None:
+        # Before the study writes anything: Ray is installed, the address is one, and its head node answers.
+        self.ray = require_ray()
         self.address = address
         self.num_cpus = num_cpus
-        if address is not None:
-            _host_port(address)  # a malformed address fails before the study writes anything
+        check_reachable(address)
 
     def __call__(self, groups: Sequence[tuple[list[PlannedRun], Dataset]], *,
                  begin: Callable[[Sequence[PlannedRun]], None], done: Callable[[PlannedRun, Trained], None],
                  progress: StudyProgress) -> None:
         if not groups:
             return
-        ray = require_ray()
+        ray = self.ray
         started = self._connect(ray)
         pending: dict[Any, list[PlannedRun]] = {}
         try:
@@ -155,7 +156,6 @@ class RayExecutor:
         """Join the cluster (or start a local Ray); whether this call started the connection."""
         if ray.is_initialized():
             return False
-        check_reachable(self.address)
         options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
         if self.address is None or self.address == "local":
             options["include_dashboard"] = False
