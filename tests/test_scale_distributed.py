@@ -120,3 +120,16 @@ def test_torchrun_two_processes_resume_a_run_and_end_where_one_process_ends(tmp_
     for key in ("loss", "penalty", "accuracy", "val_loss", "val_accuracy"):
         assert [r[key] for r in rows] == pytest.approx(alone.history.history[key], abs=1e-5), key
     print(f"2-process torchrun, 2 of 4 epochs after a resume: {seconds:.1f} s")
+
+
+def test_nproc_starts_torchrun_on_this_host_with_the_same_arguments(tmp_path, monkeypatch):
+    import trainlab.scale.distributed as distributed
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    calls = []
+    monkeypatch.setattr(distributed.subprocess, "call", lambda command, env: calls.append(command) or 0)
+    main(["fit", str(spec), "--nproc", "2", "--runs-dir", str(tmp_path / "runs"), "--json", "--resume"])
+    assert calls == [[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                      "trainlab", "fit", str(spec), "--runs-dir", str(tmp_path / "runs"), "--json", "--resume"]]
+    assert not (tmp_path / "runs").exists()  # the processes write the run; the launcher only checks the spec

@@ -144,8 +144,11 @@ class RayExecutor:
                 group = pending.pop(ready[0])
                 by_id = {run.run_id: run for run in group}
                 for run_id, trained in self._get(ray, ready[0]):
+                    run, logs = by_id[run_id], trained.history.history
+                    for epoch in range(len(logs.get("loss", []))):  # the epochs, told now that they are known
+                        progress.epoch_end(run, epoch, {k: v[epoch] for k, v in logs.items() if epoch < len(v)})
                     trained.history.model = trained.model
-                    done(by_id[run_id], trained)
+                    done(run, trained)
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
