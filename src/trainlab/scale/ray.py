@@ -20,6 +20,7 @@ safetensors and JSON as always.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -120,7 +121,7 @@ class RayExecutor:
         self.ray = require_ray()
         self.address = address
         self.num_cpus = num_cpus
-        check_reachable(address)
+        check_reachable(address if address is not None else os.environ.get("RAY_ADDRESS") or None)
 
     def __call__(self, groups: Sequence[tuple[list[PlannedRun], Dataset]], *,
                  begin: Callable[[Sequence[PlannedRun]], None], done: Callable[[PlannedRun, Trained], None],
