@@ -66,7 +66,8 @@ def ray_figures(rounds: int, num_cpus: int) -> None:
     study = parse_study(STUDY)
     runs = Path(tempfile.mkdtemp(prefix="trainlab-scale-"))
     start = time.perf_counter()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             _system_config={"worker_niceness": 0})
     started = time.perf_counter() - start
     local: list[float] = []
     remote: list[float] = []

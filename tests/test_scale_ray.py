@@ -33,7 +33,8 @@ STUDY = {
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance for the module (starting one takes seconds)."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             _system_config={"worker_niceness": 0})
     yield
     ray.shutdown()
 

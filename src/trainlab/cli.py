@@ -193,7 +193,8 @@ def study(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
     ray_address: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                            help="Train on a Ray cluster: one task per group of stackable runs. "
-                                                "ADDRESS: host:port of the head node, ray://host:10001, or auto; "
+                                                "ADDRESS: host:port of the head node, ray://host:10001, or auto (the cluster "
+                                                "this machine belongs to); "
                                                 "without one, the cluster RAY_ADDRESS names or a local Ray."),
 ) -> None:
     """Train every case x seed of a study, print the ranked table and write report.html.

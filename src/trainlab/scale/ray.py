@@ -110,9 +110,9 @@ class RayExecutor:
     """Train a study's groups of runs as Ray tasks (see the module docstring).
 
     Args:
-        address: the cluster (``HOST:PORT``, ``ray://HOST:PORT``, ``"auto"``); None: the cluster
-            ``RAY_ADDRESS`` names, else a new local Ray. When Ray is already initialized in this
-            process, that instance is used and left running.
+        address: the cluster (``HOST:PORT``, ``ray://HOST:PORT``, ``"auto"`` for the one this machine
+            belongs to); None: the cluster ``RAY_ADDRESS`` names, else a new local Ray. When Ray is
+            already initialized in this process, that instance is used and left running.
         num_cpus: CPUs Ray reserves for each task.
     """
 
@@ -160,11 +160,14 @@ class RayExecutor:
         """Join the cluster (or start a local Ray); whether this call started the connection."""
         if ray.is_initialized():
             return False
+        address = self.address if self.address is not None else os.environ.get("RAY_ADDRESS") or "local"
         options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
-        if self.address is None or self.address == "local":
-            options["include_dashboard"] = False
+        if address == "local":
+            # Ray runs its workers at niceness 15 by default; these workers are the study's training, which
+            # the user asked for, so they get the priority the local study would have.
+            options.update(include_dashboard=False, _system_config={"worker_niceness": 0})
         try:
-            ray.init(address=self.address, **options)
+            ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
             where = f"the Ray cluster at '{self.address}'" if self.address else "a Ray instance"
             raise InputError(
