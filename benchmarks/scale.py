@@ -82,10 +82,11 @@ def ray_figures(rounds: int, num_cpus: int) -> None:
     finally:
         ray.shutdown()
     ratios = [r / lo for r, lo in zip(remote[1:], local[1:])]
-    print(f"1. study of {len(study.runs)} runs in 4 groups (digits MLP 64-64-10, 10 epochs), Ray num_cpus={num_cpus}")
-    print(f"   ray.init {started:.1f} s; first round (Ray workers start) local {local[0]:.1f} s, Ray {remote[0]:.1f} s")
+    print(f"1. study of {len(study.runs)} runs in 4 groups (digits MLP 64-64-10, 10 epochs), Ray num_cpus={num_cpus}", flush=True)
+    print(f"   ray.init {started:.1f} s; first round (Ray workers start) local {local[0]:.1f} s, Ray {remote[0]:.1f} s", flush=True)
     print(f"   later rounds: local {statistics.median(local[1:]):.2f} s, Ray {statistics.median(remote[1:]):.2f} s, "
-          f"Ray / local {statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+          f"Ray / local {statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})",
+          flush=True)
 
 
 def _fit_seconds(spec: Path, runs: Path, nproc: int) -> float:
@@ -110,10 +111,10 @@ def torchrun_figures(rounds: int, epochs: tuple[int, int]) -> None:
             per_epoch[nproc].append((long - short) / (epochs[1] - epochs[0]))
     ratios = [two / one for one, two in zip(per_epoch[1], per_epoch[2])]
     print(f"2. one model (digits MLP 64-256-256-10, batch 64), epoch time from {epochs[0]} and {epochs[1]} epochs; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores", flush=True)
     print(f"   1 process {statistics.median(per_epoch[1]) * 1e3:.0f} ms/epoch, 2 processes (torchrun, gloo) "
           f"{statistics.median(per_epoch[2]) * 1e3:.0f} ms/epoch, 2 / 1 {statistics.median(ratios):.2f} "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
 
 
 def main() -> None:
