@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from trainlab.optimizers import Optimizer
 from trainlab.runs import CHECKPOINT_DIR, RunResult, run_folder, write_run
 from trainlab.schedules import as_schedule
 from trainlab.spec import DataSpec, FitSpec, ModelSpec, RecipeSpec, format_validation_error, spec_to_dict
+
+if TYPE_CHECKING:
+    from trainlab.scale.distributed import Shard
 
 
 @dataclass
@@ -155,7 +158,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
         scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
         verbose: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = False,
-        sample_weight: Any = None, class_weight: dict[int, float] | None = None) -> History:
+        sample_weight: Any = None, class_weight: dict[int, float] | None = None,
+        distributed: Shard | None = None) -> History:
     """Train `model` on `data` with `recipe`; return its History.
 
     Args:
@@ -184,6 +188,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         sample_weight: one weight per sample of `data` (Keras semantics: the batch loss is
             sum_i w_i * loss_i / batch size); the held-out part's weights are dropped.
         class_weight: {class index: weight}, training only; multiplies `sample_weight`.
+        distributed: this process's part of a run shared by several processes
+            (`trainlab.scale.distributed`, inside torchrun); None trains alone.
 
     Returns:
         History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
@@ -228,6 +234,8 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                                clip_grad_value=recipe.clip_grad_value,
                                divergence_factor=recipe.divergence_factor,
                                checkpoint_dir=checkpoint_dir, resume=resume, batch_transforms=transforms)
+    if distributed is not None:
+        config, all_callbacks = distributed.adapt(config, all_callbacks)
     if isinstance(module, Sequential):
         module.optimizer = optimizer  # as after Keras's compile: callbacks may steer its learning_rate
     history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)

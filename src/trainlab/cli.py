@@ -62,6 +62,9 @@ def fit(
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this spec."),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint",
                                          help="Keep the resume state (checkpoint/) of a finished run."),
+    nproc: int | None = typer.Option(None, "--nproc", min=1,
+                                     help="Train the one model with N processes on this host (starts torchrun; "
+                                          "recipe.batch_size is the global batch)."),
 ) -> None:
     """Train the model a spec describes; write the run under runs/ and print a final table.
 
@@ -71,11 +74,18 @@ def fit(
     from trainlab.api import run_spec
     from trainlab.index import json_safe
     from trainlab.runs import summarize
+    from trainlab.scale.distributed import distributed_env, launch, run_spec_distributed
     from trainlab.spec import load_spec
 
+    if nproc is not None and nproc > 1 and distributed_env() is None:
+        raise typer.Exit(launch(spec, nproc, ["--runs-dir", str(runs_dir)] + ["--json"] * json_output
+                                + ["--quiet"] * quiet + ["--resume"] * resume + ["--keep-checkpoint"] * keep_checkpoint))
     parsed = load_spec(spec)
-    result = run_spec(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1, resume=resume,
-                      keep_checkpoint=keep_checkpoint)
+    train = run_spec_distributed if distributed_env() is not None else run_spec
+    result = train(parsed, runs_dir=runs_dir, verbose=0 if (quiet or json_output) else 1, resume=resume,
+                   keep_checkpoint=keep_checkpoint)
+    if result is None:
+        return  # a torchrun process other than rank 0: rank 0 reports
     history = result.history
     summary = {"name": parsed.name, "run_dir": str(result.run_dir), "seed": history.seed,
                **summarize(history, parsed.recipe)}
@@ -181,6 +191,11 @@ def study(
     json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the runs; train nothing."),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                           help="Train on a Ray cluster: one task per group of stackable runs. "
+                                                "ADDRESS: host:port of the head node, ray://host:10001, or auto (the cluster "
+                                                "this machine belongs to); "
+                                                "without one, the cluster RAY_ADDRESS names or a local Ray."),
 ) -> None:
     """Train every case x seed of a study, print the ranked table and write report.html.
 
@@ -205,7 +220,13 @@ def study(
                   f"nothing trained (--dry-run)")
         return
     progress = None if (quiet or json_output) else RichStudyProgress(out)
-    result = run_study(parsed, runs_dir=runs_dir, resume=not fresh, fresh=fresh, progress=progress)
+    executor = None
+    if ray_address is not None:
+        from trainlab.scale.ray import RayExecutor
+
+        executor = RayExecutor(ray_address or None)
+    result = run_study(parsed, runs_dir=runs_dir, resume=not fresh, fresh=fresh, progress=progress,
+                       executor=executor)
     if json_output:
         print(json.dumps({"name": parsed.name, "study_dir": str(result.study_dir),
                           "report": str(result.report), "trained": result.trained, "reused": result.reused,
@@ -359,6 +380,7 @@ _register_generalize(app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input or a usage error -> exit 2 with a message; an internal error -> exit 1."""
     args = list(sys.argv[1:] if argv is None else argv)
+    args = _optional_value(args, "--ray")
     if not args:
         _usage_error("Usage: trainlab [OPTIONS] COMMAND [ARGS]...",
                      f"a command is needed: {', '.join(_command_names())}.", "trainlab --help")
@@ -393,6 +415,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _optional_value(args: list[str], option: str) -> list[str]:
+    """`option` given last or before another option has no value: it becomes ``option=`` (empty)."""
+    return [f"{a}=" if a == option and (i + 1 == len(args) or args[i + 1].startswith("-")) else a
+            for i, a in enumerate(args)]
 
 
 def _usage_error(usage: str, message: str, help_command: str, *, code: int = 2) -> None:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomli_w
 from torch import nn
@@ -50,7 +50,8 @@ from trainlab.runs import finish, run_folder, stage, write_json_atomic
 from trainlab.study.compare import Comparison, RunRecord, compare, load_results, read_result
 from trainlab.study.spec import PlannedRun, Study
 
-__all__ = ["StudyProgress", "StudyResult", "Trained", "group_runs", "run_study", "train_group"]
+__all__ = ["GroupExecutor", "StudyProgress", "StudyResult", "Trained", "group_runs", "run_study", "train_group",
+           "train_groups"]
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,29 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
         done(run, Trained(history=history, model=history.model, seconds=seconds, shared_by=len(runs)))
 
 
+class GroupExecutor(Protocol):
+    """Trains groups of runs (`group_runs`) wherever it likes: ``begin(group)`` as a group starts,
+    ``done(run, trained)`` in this process for each trained run (it writes the run folder and the index);
+    ``cv`` is the study's ``[study] cv`` (each run estimated by k-fold cross-validation), or None.
+    `train_groups` trains them here, one after another; `trainlab.scale.ray.RayExecutor` on a Ray cluster."""
+
+    def __call__(self, groups: Sequence[tuple[list[PlannedRun], Dataset]], *,
+                 begin: Callable[[Sequence[PlannedRun]], None], done: Callable[[PlannedRun, Trained], None],
+                 progress: StudyProgress, cv: int | None = None) -> None: ...
+
+
+def train_groups(groups: Sequence[tuple[list[PlannedRun], Dataset]], *,
+                 begin: Callable[[Sequence[PlannedRun]], None], done: Callable[[PlannedRun, Trained], None],
+                 progress: StudyProgress, cv: int | None = None) -> None:
+    """The local `GroupExecutor`: each group through `train_group`, in order, in this process."""
+    for group, dataset in groups:
+        begin(group)
+        train_group(group, dataset, done=done, progress=progress, cv=cv)
+
+
 def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = False,
-              progress: StudyProgress | None = None, report: bool = True, fresh: bool = False) -> StudyResult:
+              progress: StudyProgress | None = None, report: bool = True, fresh: bool = False,
+              executor: GroupExecutor | None = None) -> StudyResult:
     """Train every run of `study` that is not finished yet, then compare the cases and write the report.
 
     Args:
@@ -251,6 +273,7 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
         progress: told about each run and epoch (`trainlab study` shows a progress bar).
         report: write ``report.html`` in the study folder.
         fresh: retrain every run, replacing the finished ones (wins over `resume`).
+        executor: where the groups of runs train (a `GroupExecutor`); None: here, one after another.
 
     Raises:
         InputError: the study folder holds finished runs and `resume` is False, a finished run was
@@ -288,14 +311,16 @@ def run_study(study: Study, *, runs_dir: str | Path = "runs", resume: bool = Fal
                                         stop_reason=member.history.stop_reason,
                                         steps_per_epoch=result["steps_per_epoch"]))
 
+    def begin(group: Sequence[PlannedRun]) -> None:
+        for run in group:
+            record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
+                       case=run.case.label, seed=run.seed, spec=run.spec_dict, status="running",
+                       run_dir=study_dir / run.run_id)
+            started.append(run)
+
     try:
-        for group in group_runs(todo):
-            for run in group:
-                record_run(root, run_id=f"{study.name}/{run.run_id}", name=study.name, study=study.name,
-                           case=run.case.label, seed=run.seed, spec=run.spec_dict, status="running",
-                           run_dir=study_dir / run.run_id)
-                started.append(run)
-            train_group(group, datasets[_data_key(group[0])], done=done, progress=progress, cv=study.settings.cv)
+        groups = [(group, datasets[_data_key(group[0])]) for group in group_runs(todo)]
+        (executor or train_groups)(groups, begin=begin, done=done, progress=progress, cv=study.settings.cv)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
