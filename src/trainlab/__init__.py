@@ -37,6 +37,7 @@ _LAZY = {
     "load_model": ("trainlab.models", "load_model"),
     "lr_find": ("trainlab.diagnose", "lr_find"),
     "load": ("trainlab.runs", "load"),
+    "search": ("trainlab.search", "search"),
 }
 
 
