@@ -189,9 +189,8 @@ def parse_search(raw: Mapping[str, Any], *, source: str = "search") -> SearchPla
         raise InputError(f"{source}: [search.space] is empty: name at least one setting to search, e.g. "
                          "lr = {log_uniform = [1e-4, 1]} or optimizer = {choice = [\"sgd\", \"adam\"]}.")
     space = {key: _distribution(key, table, source) for key, table in _space_items(settings.space)}
-    for together in (False, True):  # each key alone first, so that a bad path is named as itself
-        for key, distribution in space.items():
-            _check_values(key, distribution, space, base_raw, source, together=together)
+    for key, distribution in space.items():
+        _check_values(key, distribution, base_raw, source)
     metric, direction = _metric(settings, base, source)
     pruner_name, pruner_settings = _pruner(settings.pruner, source)
     plan = SearchPlan(name=base.name, source=source, raw=_plain(dict(raw)), base_raw=base_raw, base=base,
@@ -326,10 +325,13 @@ def _distribution(key: str, table: Any, source: str) -> Any:
         raise InputError(f"{where}: {error}") from None
 
 
-def _check_values(key: str, distribution: Any, space: Mapping[str, Any], base_raw: dict[str, Any],
-                  source: str, *, together: bool) -> None:
-    """Apply each end of the range (each choice) to the base spec, alone or with the other keys at
-    their first value; a value that makes the spec invalid is an error naming the key and the value."""
+def _check_values(key: str, distribution: Any, base_raw: dict[str, Any], source: str) -> None:
+    """Apply each end of the range (each choice) to the base spec; a value that makes the spec invalid is
+    an error naming the key and the value.
+
+    Keys are checked one at a time: settings that only go together (momentum with an optimizer
+    choice that has none) fail as that trial, with the reason in its user attributes.
+    """
     import optuna.distributions as od
 
     def ends(d: Any) -> list[Any]:
@@ -338,15 +340,14 @@ def _check_values(key: str, distribution: Any, space: Mapping[str, Any], base_ra
         return [d.low, d.high]
 
     where = f"{source}: search.space.{_quoted(key)}"
-    values = {k: _decode(ends(d)[0]) for k, d in space.items() if k != key and together}
     for value in ends(distribution):
-        spec_raw = apply_overrides(base_raw, {**values, key: _decode(value)}, where)
-        shown = f"{where} = {_decode(value)!r}" + (f" (with {format_params(values)})" if values else "")
+        spec_raw = apply_overrides(base_raw, {key: _decode(value)}, where)
         try:
-            parse_spec(spec_raw, source=shown)
+            parse_spec(spec_raw, source=f"{where} = {_decode(value)!r}")
         except InputError as error:
-            raise InputError(f"{error}. Fix the path or the values of search.space.{_quoted(key)}"
-                             .replace("?.", "?")) from None
+            text = str(error).rstrip(".")
+            raise InputError(f"{text}{'' if text.endswith('?') else '.'} Fix the path or the values of "
+                             f"search.space.{_quoted(key)}.") from None
 
 
 def _metric(settings: SearchSettings, base: FitSpec, source: str) -> tuple[str, Literal["minimize", "maximize"]]:
