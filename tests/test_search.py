@@ -6,6 +6,7 @@ Bad input gives one paragraph on stderr, exit status 2, and nothing on disk.
 import copy
 import math
 import re
+from pathlib import Path
 
 import optuna
 import plotly.offline
@@ -167,7 +168,7 @@ def test_stacked_batch_and_best_spec_reproduce_the_best_value(tmp_path):
 
 
 def test_the_sampler_is_seeded_by_the_spec_seed(tmp_path):
-    spec = search_spec("seeded", {"trials": 3, "pruner": "none",
+    spec = search_spec("seeded", {"trials": 2, "pruner": "none",
                                   "space": {"lr": {"log_uniform": [1e-3, 1.0]}}})
     spec["recipe"]["num_epochs"] = 1
     first = trainlab.search(spec, runs_dir=tmp_path / "a", report=False)
@@ -176,3 +177,10 @@ def test_the_sampler_is_seeded_by_the_spec_seed(tmp_path):
     other = trainlab.search(spec, runs_dir=tmp_path / "c", report=False)
     lrs = [[t["values"]["lr"] for t in r.trials] for r in (first, again, other)]
     assert lrs[0] == lrs[1] and lrs[0] != lrs[2]
+
+
+def test_the_example_search_validates():
+    plan = load_search(Path(__file__).resolve().parents[1] / "examples" / "search.toml")
+    assert plan.settings.trials == 40 and plan.base.data.name == "digits"
+    assert plan.pruner_name == "median" and plan.metric == "val_accuracy"
+    assert plan.space["model.layers[0].units"] == IntDistribution(16, 512, log=True)

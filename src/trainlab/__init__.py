@@ -58,4 +58,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["Sequential", "callbacks", "data", "datasets", "fit", "layers", "load", "load_model", "lr_find",
-           "run_spec", "__version__"]
+           "run_spec", "search", "__version__"]

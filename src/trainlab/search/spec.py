@@ -252,8 +252,8 @@ def _space_items(space: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Space entries; a nested table (``[search.space.recipe]``) means dotted keys, down to a distribution."""
     items: list[tuple[str, Any]] = []
     for key, value in space.items():
-        if isinstance(value, Mapping) and value and not any(k in DISTRIBUTIONS or k in _SYNONYMS
-                                                             or k in ("log", "step") for k in value):
+        # A table of tables is a level of dotted keys; a table with a list or a value is a distribution.
+        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
             items.extend((f"{key}.{k}", v) for k, v in _space_items(value))
         else:
             items.append((str(key), value))
