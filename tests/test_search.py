@@ -184,3 +184,32 @@ def test_the_example_search_validates():
     assert plan.settings.trials == 40 and plan.base.data.name == "digits"
     assert plan.pruner_name == "median" and plan.metric == "val_accuracy"
     assert plan.space["model.layers[0].units"] == IntDistribution(16, 512, log=True)
+
+
+def test_pruning_callback_reports_each_epoch_and_stops_when_the_pruner_says_so():
+    from torch import nn
+
+    from trainlab.callbacks import RunState
+    from trainlab.search import PruningCallback
+
+    class Trial:  # records what Optuna's Trial is told; prunes once a value falls below 0.5
+        def __init__(self):
+            self.reported = []
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return self.reported[-1][1] < 0.5
+
+    trial = Trial()
+    callback = PruningCallback(trial, "val_accuracy")
+    run = RunState(model=nn.Linear(1, 1), num_epochs=5, steps_per_epoch=1)
+    callback.set_run(run)
+    callback.on_epoch_end(0, {"val_accuracy": 0.7, "loss": 0.3})
+    callback.on_epoch_end(1, {"val_accuracy": float("nan")})  # not reported: Optuna wants finite values
+    assert not run.should_stop()
+    callback.on_epoch_end(2, {"val_accuracy": 0.4})
+    assert trial.reported == [(0, 0.7), (2, 0.4)]
+    assert run.should_stop() and callback.pruned_epoch == 2
+    assert run.stop_reason.startswith("pruned at epoch 3: val_accuracy = 0.4")
