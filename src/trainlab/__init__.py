@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from trainlab.generalize.sharpness import measure_sharpness
     from trainlab.models import Sequential, load_model
     from trainlab.runs import load
+    from trainlab.search import search
 
 _LAZY = {
     "callbacks": ("trainlab.callbacks", None),
@@ -44,6 +45,7 @@ _LAZY = {
     "ensemble": ("trainlab.generalize", "ensemble"),
     "bias_variance": ("trainlab.generalize.bias_variance", "bias_variance"),
     "measure_sharpness": ("trainlab.generalize.sharpness", "measure_sharpness"),
+    "search": ("trainlab.search", "search"),
 }
 
 
@@ -63,5 +65,6 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["Sequential", "bias_variance", "callbacks", "cross_validate", "data", "datasets", "ensemble", "fit", "layers", "load",
-           "load_model", "lr_find", "measure_sharpness", "run_spec", "__version__"]
+__all__ = ["Sequential", "bias_variance", "callbacks", "cross_validate", "data", "datasets", "ensemble",
+           "fit", "layers", "load", "load_model", "lr_find", "measure_sharpness", "run_spec", "search",
+           "__version__"]

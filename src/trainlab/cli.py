@@ -368,6 +368,7 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
 
 _register_doctor(app)
+
 from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
 
 _register_sharpness(app)
@@ -375,6 +376,10 @@ _register_sharpness(app)
 from trainlab.cli_generalize import register as _register_generalize  # noqa: E402  (cv, ensemble)
 
 _register_generalize(app)
+
+from trainlab.cli_search import register as _register_search  # noqa: E402  (search)
+
+_register_search(app)
 
 
 def main(argv: list[str] | None = None) -> None:
