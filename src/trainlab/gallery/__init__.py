@@ -39,7 +39,7 @@ __all__ = ["ENTRIES", "FAILS", "HOLDS", "INCONCLUSIVE", "Entry", "EntryContext",
            "sorted_ids", "spec_text"]
 
 #: The modules that register entries, in order.
-ENTRY_MODULES = ("claims_lr", "claims_init")
+ENTRY_MODULES = ("claims_lr", "claims_init", "claims_regularize", "claims_optim")
 
 
 def load_entries() -> None:

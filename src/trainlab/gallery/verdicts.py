@@ -47,7 +47,7 @@ from trainlab.errors import InputError
 from trainlab.study.compare import ALPHA, FAR_WORSE_RATIO, holm, welch_t_test
 
 __all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "WORDS", "Finding", "Table", "Verdict", "combine", "expect_better",
-           "per_seed"]
+           "expect_larger_gain", "per_seed"]
 
 HOLDS = "holds"
 FAILS = "does not hold here"
@@ -226,6 +226,45 @@ def expect_better(table: Table, better: str, worse: str, *, what: str, higher: b
                    points=points, unit=unit, context=context, diverged=diverged)
 
 
+def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, str], *, what: str,
+                       higher: bool = True, statement: str, margin: float = 0.0, points: bool = False,
+                       unit: str = "", context: bool = False) -> Finding:
+    """The claim predicts the gain of ``first[0]`` over ``first[1]`` exceeds that of ``second[0]`` over
+    ``second[1]`` (a difference of differences: "batch norm helps deep stacks more than shallow ones").
+
+    The four groups are independent samples: the effect's standard error adds their variances over
+    their sizes, with Welch-Satterthwaite degrees of freedom, and a two-sided t-test.
+    """
+    from scipy import stats
+
+    groups = [per_seed(table, name) for name in (*first, *second)]
+    sign = 1.0 if higher else -1.0
+    better = f"{first[0]} - {first[1]}"
+    worse = f"{second[0]} - {second[1]}"
+    sizes = (min(len(groups[0]), len(groups[1])), min(len(groups[2]), len(groups[3])))
+    if any(len(g) < 2 or not all(math.isfinite(v) for v in g) for g in groups):
+        means = [_mean([v for v in g if math.isfinite(v)]) for g in groups]
+        effect = sign * ((means[0] - means[1]) - (means[2] - means[3]))
+        return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect,
+                       low=math.nan, high=math.nan, p=None, n=sizes, test="no test (a diverged run or "
+                       "fewer than 2 seeds)", margin=margin, points=points, unit=unit, context=context)
+    means = [_mean(g) for g in groups]
+    terms = [_variance(g) / len(g) for g in groups]
+    effect = sign * ((means[0] - means[1]) - (means[2] - means[3]))
+    se = math.sqrt(sum(terms))
+    if se == 0.0:
+        p = 1.0 if effect == 0 else 0.0
+        low = high = effect
+    else:
+        df = se ** 4 / sum(t * t / (len(g) - 1) for t, g in zip(terms, groups) if t > 0)
+        p = float(2 * stats.t.sf(abs(effect) / se, df))
+        half = float(stats.t.ppf(0.975, df)) * se
+        low, high = effect - half, effect + half
+    return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect, low=low,
+                   high=high, p=p, n=sizes, test="Welch t-test on a difference of differences", margin=margin,
+                   points=points, unit=unit, context=context)
+
+
 def combine(findings: Sequence[Finding], *, conditions: str = "", literature: str = "",
             notes: Sequence[str] = ()) -> Verdict:
     """Holm-adjust the findings' p-values together, give each its word, and decide the entry's word."""
@@ -272,6 +311,11 @@ def _mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
+
+
+def _variance(values: Sequence[float]) -> float:
+    m = _mean(values)
+    return sum((v - m) ** 2 for v in values) / (len(values) - 1)
 
 
 def _median(values: Sequence[float]) -> float:
