@@ -343,6 +343,9 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
 
 _register_doctor(app)
+from trainlab.cli_gallery import register as _register_gallery  # noqa: E402  (gallery)
+
+_register_gallery(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -134,7 +134,8 @@ register(Entry(
     conditions="2 x 128 ReLU network, Adam lr 1e-3, batch 64, MNIST-1D unscaled, {epochs} epochs, {seeds} "
                "seeds; shift up to 4 points + jitter 0.05",
     measure=measure_c16, verdict=verdict_c16, picture=picture_c16,
-    quick={"study.seeds": 2, "recipe.num_epochs": 3},
+    quick={"study.seeds": 2, "recipe.num_epochs": 3, "case:plenty, none": {"data.options": {"num_samples": 1250}},
+           "case:plenty, augmented": {"data.options": {"num_samples": 1250}}},
 ))
 
 

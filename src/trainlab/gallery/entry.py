@@ -49,7 +49,8 @@ class Entry:
         measure: finished study -> `Measured`.
         verdict: result table -> `Verdict` (pure: tested on synthetic tables).
         picture: (context, measured) -> a matplotlib Figure, or None.
-        quick: dotted-path overrides of the spec for ``--quick`` ("study.seeds": 2, ...).
+        quick: dotted-path overrides of the spec for ``--quick`` ("study.seeds": 2, ...); a key
+            ``"case:NAME"`` maps to keys set in that named case.
         train: False when `measure` trains what it needs itself (no study runs).
         requires: a module the entry needs that may be missing (its status then says so).
     """
@@ -77,7 +78,11 @@ class Entry:
         if quick:
             raw = copy.deepcopy(raw)
             for path, value in self.quick.items():
-                _set_path(raw, path, value)
+                if path.startswith("case:"):  # changes to one named case: {"case:NAME": {key: value}}
+                    case = next(c for c in raw["study"]["case"] if c["name"] == path.removeprefix("case:"))
+                    case.update(value)
+                else:
+                    _set_path(raw, path, value)
             raw["name"] = f"{raw['name']}-quick"
         return raw
 

@@ -84,6 +84,8 @@ class Finding:
     unit: str = ""
     context: bool = False
     diverged: tuple[int, int] = (0, 0)
+    higher: bool = True
+    keys: tuple[str, ...] = ()
     p_holm: float | None = None
     word: str = INCONCLUSIVE
 
@@ -223,7 +225,8 @@ def expect_better(table: Table, better: str, worse: str, *, what: str, higher: b
             low, high = sorted((sign * welch.low, sign * welch.high))
     return Finding(statement=statement or f"{better} beats {worse}", better=better, worse=worse, what=what,
                    effect=effect, low=low, high=high, p=p, n=(len(a), len(b)), test=test, margin=margin,
-                   points=points, unit=unit, context=context, diverged=diverged)
+                   points=points, unit=unit, context=context, diverged=diverged, higher=higher,
+                   keys=(better, worse))
 
 
 def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, str], *, what: str,
@@ -247,7 +250,8 @@ def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, 
         effect = sign * ((means[0] - means[1]) - (means[2] - means[3]))
         return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect,
                        low=math.nan, high=math.nan, p=None, n=sizes, test="no test (a diverged run or "
-                       "fewer than 2 seeds)", margin=margin, points=points, unit=unit, context=context)
+                       "fewer than 2 seeds)", margin=margin, points=points, unit=unit, context=context,
+                       higher=higher, keys=(*first, *second))
     means = [_mean(g) for g in groups]
     terms = [_variance(g) / len(g) for g in groups]
     effect = sign * ((means[0] - means[1]) - (means[2] - means[3]))
@@ -262,7 +266,7 @@ def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, 
         low, high = effect - half, effect + half
     return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect, low=low,
                    high=high, p=p, n=sizes, test="Welch t-test on a difference of differences", margin=margin,
-                   points=points, unit=unit, context=context)
+                   points=points, unit=unit, context=context, higher=higher, keys=(*first, *second))
 
 
 def combine(findings: Sequence[Finding], *, conditions: str = "", literature: str = "",
