@@ -309,7 +309,7 @@ def entry_text(entry: Any, field: str, lang: str) -> str:
 
 
 def _effect_ko(finding: Any) -> str:
-    shown = finding.effect_text()
+    shown = str(finding.effect_text())
     if math.isinf(finding.effect):
         loser = finding.worse if finding.effect > 0 else finding.better
         k = finding.diverged[1] if finding.effect > 0 else finding.diverged[0]
