@@ -241,3 +241,21 @@ def test_every_entry_and_every_finding_has_korean_text(entry_id: str) -> None:
     assert {"title", "claim", "data", "literature"} <= set(KOREAN[entry_id])
     for finding in _findings(ENTRIES[entry_id].verdict):
         assert finding.statement in STATEMENTS, finding.statement
+
+
+def test_every_catalog_entry_has_a_korean_summary() -> None:
+    from trainlab.catalog import entries
+    from trainlab.catalog_ko import SUMMARIES
+
+    missing = [f"{row['kind']}/{row['name']}" for row in entries() if row["name"] not in SUMMARIES.get(row["kind"], {})]
+    assert not missing, missing
+    assert all(any("\uac00" <= ch <= "\ud7a3" for ch in text) for kind in SUMMARIES.values() for text in kind.values())
+
+
+def test_cli_catalog_prints_korean_summaries(capsys) -> None:  # type: ignore[no-untyped-def]
+    from trainlab.cli import main
+
+    main(["catalog", "optimizer", "--lang", "ko", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    sgd = next(r for r in rows if r["name"] == "sgd")
+    assert sgd["summary"].startswith("순수 (확률적) 경사 하강법")
