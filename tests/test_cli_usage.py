@@ -70,7 +70,7 @@ def test_every_command_exits_cleanly_with_the_right_status(ran, args, status):
 
 
 def test_usage_errors_say_what_is_wrong(ran):
-    assert "a command is needed: fit, datasets, catalog, study, report, diagnose, lr-find, runs" in ran[()].stderr
+    assert "a command is needed: fit, datasets, catalog, study, report, diagnose, lr-find, gallery, runs" in ran[()].stderr
     for command, argument in NEEDS_ARGUMENT.items():
         err = ran[(command,)].stderr
         assert f"Missing argument '{argument}'" in err and f"Usage: trainlab {command}" in err
