@@ -50,7 +50,10 @@ def _findings(verdict_function):  # type: ignore[no-untyped-def]
 
 def _levels(findings) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Values per name that satisfy every finding's claimed order with a margin of 1 (a linear program)."""
+    findings = [f for f in findings if f.kind != "spread"]
     names = sorted({k for f in findings for k in f.keys})
+    if not names:
+        return {}
     index = {n: i for i, n in enumerate(names)}
     rows, bounds = [], []
     for f in findings:
@@ -71,21 +74,31 @@ def _levels(findings) -> dict[str, float]:  # type: ignore[no-untyped-def]
     return dict(zip(names, solved.x))
 
 
-def _table(levels: dict[str, float], *, effect: float, noise: float, seed: int, n: int = 10) -> dict[str, list[float]]:
+def _table(levels: dict[str, float], *, effect: float, noise: float, seed: int, n: int = 10,
+           spreads: tuple[set[str], set[str]] = (set(), set())) -> dict[str, list[float]]:
+    """Values per seed: `levels` scaled by `effect` plus noise; for spread findings, the steadier names get
+    `noise` and the noisier ones 20 times as much when `effect` > 0 (the other way round when < 0)."""
     rng = np.random.default_rng(seed)
-    return {name: list(0.5 + effect * level + noise * rng.standard_normal(n)) for name, level in levels.items()}
+    table = {name: list(0.5 + effect * level + noise * rng.standard_normal(n)) for name, level in levels.items()}
+    steadier, noisier = spreads
+    for name in steadier | noisier:
+        wide = (name in noisier) == (effect > 0) and effect != 0
+        table[name] = list(0.5 + noise * (20 if wide else 1) * rng.standard_normal(n))
+    return table
 
 
 @pytest.mark.parametrize("entry_id", IDS)
 def test_verdict_holds_on_a_clear_effect_fails_on_its_reverse_and_is_inconclusive_on_noise(entry_id: str) -> None:
     verdict_function = ENTRIES[entry_id].verdict
-    levels = _levels(_findings(verdict_function))
-    clear = verdict_function(_table(levels, effect=0.03, noise=0.003, seed=1))
+    findings = _findings(verdict_function)
+    levels = _levels(findings)
+    spreads = ({f.keys[0] for f in findings if f.kind == "spread"}, {f.keys[1] for f in findings if f.kind == "spread"})
+    clear = verdict_function(_table(levels, effect=0.03, noise=0.003, seed=1, spreads=spreads))
     assert clear.word == HOLDS, clear.sentence()
     assert all(f.word == HOLDS for f in clear.findings)
-    reversed_ = verdict_function(_table(levels, effect=-0.03, noise=0.003, seed=2))
+    reversed_ = verdict_function(_table(levels, effect=-0.03, noise=0.003, seed=2, spreads=spreads))
     assert reversed_.word == FAILS, reversed_.sentence()
-    noise = verdict_function(_table({k: 0.0 for k in levels}, effect=0.0, noise=0.05, seed=3))
+    noise = verdict_function(_table({k: 0.0 for k in levels}, effect=0.0, noise=0.05, seed=3, spreads=spreads))
     assert noise.word == INCONCLUSIVE, noise.sentence()
 
 
@@ -145,6 +158,8 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     results: dict[str, object] = {"runs_dir": runs_dir, "seconds": {}}
     try:
         for entry_id in IDS:
+            if ENTRIES[entry_id].available() is not None:
+                continue
             start = time.perf_counter()
             results[entry_id] = run_entry(entry_id, quick=True, runs_dir=runs_dir, draw=entry_id in ("C5", "C9"))
             results["seconds"][entry_id] = time.perf_counter() - start  # type: ignore[index]
@@ -156,6 +171,9 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 @pytest.mark.parametrize("entry_id", IDS)
 def test_every_entry_runs_in_quick_mode_and_ends_in_a_verdict(entry_id: str, quick_runs: dict[str, object]) -> None:
+    why = ENTRIES[entry_id].available()
+    if why is not None:
+        pytest.skip(f"{entry_id} {why} (trainlab.generalize)")
     result = quick_runs[entry_id]
     assert result.verdict.word in WORDS  # type: ignore[attr-defined]
     stored = json.loads((result.folder / "verdict.json").read_text())  # type: ignore[attr-defined]
@@ -177,7 +195,8 @@ def test_drawn_pictures_are_saved_and_the_index_links_every_entry(quick_runs: di
         assert "data:image/png;base64," in (folder / "entry.html").read_text()
     index = write_index(quick_runs["runs_dir"]).read_text()  # type: ignore[arg-type]
     for entry_id in IDS:
-        assert f">{entry_id}</a>" in index
+        if ENTRIES[entry_id].available() is None:
+            assert f">{entry_id}</a>" in index
 
 
 # --------------------------------------------------------------------------- specs, export, CLI

@@ -39,8 +39,8 @@ __all__ = ["ENTRIES", "FAILS", "HOLDS", "INCONCLUSIVE", "Entry", "EntryContext",
            "sorted_ids", "spec_text"]
 
 #: The modules that register entries, in order.
-ENTRY_MODULES = ("claims_lr", "claims_init", "claims_regularize", "claims_optim", "claims_data",
-                 "claims_activation")
+ENTRY_MODULES = ("claims_lr", "claims_init", "claims_regularize", "claims_optim", "c11_sharpness",
+                 "c12_cross_validation", "c13_bagging", "c14_boosting", "claims_data", "claims_activation")
 
 
 def load_entries() -> None:

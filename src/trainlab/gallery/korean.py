@@ -288,6 +288,19 @@ STATEMENTS: dict[str, str] = {
     "training with weight noise makes the network more robust to noisy inputs":
         "가중치 잡음을 넣어 학습하면 잡음 섞인 입력에 더 강건해진다",
     "input noise also changes the clean accuracy": "입력 잡음은 깨끗한 입력의 정확도도 바꾼다",
+    "large batches (1024) end in sharper minima than small ones (16)":
+        "큰 배치(1024)는 작은 배치(16)보다 날카로운 최솟값에서 끝난다",
+    "small batches (16) generalize better than large ones (1024)": "작은 배치(16)가 큰 배치(1024)보다 잘 일반화한다",
+    "small batches also fit the training rows further in the same epochs":
+        "같은 에폭 동안 작은 배치가 학습 데이터에도 더 잘 맞춘다",
+    "the k-fold estimate moves less from seed to seed than the hold-out estimate":
+        "k-겹 추정치는 홀드아웃 추정치보다 시드에 따라 덜 흔들린다",
+    "a bagged ensemble's predictions vary less across training samples than a single network's":
+        "배깅한 앙상블의 예측은 단일 신경망보다 학습 표본에 따라 덜 달라진다",
+    "the bagged ensemble is also more accurate": "배깅한 앙상블이 정확도도 더 높다",
+    "boosting lowers the weak learner's error on its own training rows (its bias)":
+        "부스팅은 약한 학습기가 자기 학습 데이터에서 내는 오차(편향)를 줄인다",
+    "boosting also lowers the held-out error": "부스팅은 홀드아웃 오차도 줄인다",
 }
 
 
@@ -315,7 +328,8 @@ def _effect_ko(finding: Any) -> str:
         k = finding.diverged[1] if finding.effect > 0 else finding.diverged[0]
         n = finding.n[1] if finding.effect > 0 else finding.n[0]
         return f"{loser}: 시드 {n}개 중 {k}개 발산"
-    return shown.replace(" points", "포인트").replace("(median difference)", "(중앙값 차이)")
+    return shown.replace(" points", "포인트").replace("(median difference)", "(중앙값 차이)").replace(
+        "(difference of the stds)", "(표준편차 차이)")
 
 
 def _test_ko(test: str) -> str:

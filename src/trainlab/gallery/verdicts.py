@@ -47,7 +47,7 @@ from trainlab.errors import InputError
 from trainlab.study.compare import ALPHA, FAR_WORSE_RATIO, holm, welch_t_test
 
 __all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "WORDS", "Finding", "Table", "Verdict", "combine", "expect_better",
-           "expect_larger_gain", "per_seed"]
+           "expect_larger_gain", "expect_less_spread", "per_seed"]
 
 HOLDS = "holds"
 FAILS = "does not hold here"
@@ -86,6 +86,7 @@ class Finding:
     diverged: tuple[int, int] = (0, 0)
     higher: bool = True
     keys: tuple[str, ...] = ()
+    kind: str = "mean"
     p_holm: float | None = None
     word: str = INCONCLUSIVE
 
@@ -103,6 +104,8 @@ class Finding:
         if math.isfinite(self.low) and math.isfinite(self.high):
             half = scale * (self.high - self.low) / 2
             return f"{shown} ± {half:.2g}{unit}"
+        if self.kind == "spread":
+            return f"{shown}{unit} (difference of the stds)"
         return f"{shown}{unit} (median difference)"
 
     def p_text(self) -> str:
@@ -251,7 +254,7 @@ def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, 
         return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect,
                        low=math.nan, high=math.nan, p=None, n=sizes, test="no test (a diverged run or "
                        "fewer than 2 seeds)", margin=margin, points=points, unit=unit, context=context,
-                       higher=higher, keys=(*first, *second))
+                       higher=higher, keys=(*first, *second), kind="gain")
     means = [_mean(g) for g in groups]
     terms = [_variance(g) / len(g) for g in groups]
     effect = sign * ((means[0] - means[1]) - (means[2] - means[3]))
@@ -266,7 +269,35 @@ def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, 
         low, high = effect - half, effect + half
     return Finding(statement=statement, better=better, worse=worse, what=what, effect=effect, low=low,
                    high=high, p=p, n=sizes, test="Welch t-test on a difference of differences", margin=margin,
-                   points=points, unit=unit, context=context, higher=higher, keys=(*first, *second))
+                   points=points, unit=unit, context=context, higher=higher, keys=(*first, *second),
+                   kind="gain")
+
+
+def expect_less_spread(table: Table, steadier: str, noisier: str, *, what: str, statement: str,
+                       points: bool = False, unit: str = "", context: bool = False) -> Finding:
+    """The claim predicts `steadier`'s values vary less from seed to seed than `noisier`'s.
+
+    The test is the Brown-Forsythe test of equal spread (``scipy.stats.levene(center="median")``),
+    robust to non-normal values; the effect is std(noisier) - std(steadier) (positive: as claimed),
+    without an interval.
+    """
+    from scipy import stats
+
+    a, b = per_seed(table, steadier), per_seed(table, noisier)
+    effect = _std(b) - _std(a)
+    p: float | None = None
+    if len(a) >= 2 and len(b) >= 2 and all(math.isfinite(v) for v in (*a, *b)):
+        if _std(a) == 0.0 and _std(b) == 0.0:
+            p = 1.0
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = float(stats.levene(a, b, center="median").pvalue)
+            p = p if math.isfinite(p) else 1.0
+    return Finding(statement=statement, better=steadier, worse=noisier, what=f"{what} (std over seeds)",
+                   effect=effect, low=math.nan, high=math.nan, p=p, n=(len(a), len(b)),
+                   test="Brown-Forsythe test of equal spread", points=points, unit=unit, context=context,
+                   keys=(steadier, noisier), kind="spread")
 
 
 def combine(findings: Sequence[Finding], *, conditions: str = "", literature: str = "",
@@ -315,6 +346,10 @@ def _mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
+
+
+def _std(values: Sequence[float]) -> float:
+    return math.sqrt(_variance(values)) if len(values) > 1 else math.nan
 
 
 def _variance(values: Sequence[float]) -> float:
