@@ -74,7 +74,7 @@ register(Entry(
          "and the binary task suits SAMME's weighted votes.",
     literature="the base learner is weak and underfits (Freund and Schapire 1997; Friedman 2001); boosting "
                "strong learners mostly adds variance",
-    conditions=f"weak learner: 2-unit ReLU network, SGD lr 0.01, {{epochs}} epochs; AdaBoost (SAMME) for {ROUNDS} "
+    conditions=f"weak learner: 2-unit ReLU network, SGD lr 0.05, {{epochs}} epochs; AdaBoost (SAMME) for {ROUNDS} "
                "rounds, stratified 20% held out, {seeds} seeds",
     measure=measure_c14, verdict=verdict_c14, picture=picture_c14,
     quick={"study.seeds": 2}, train=False,
