@@ -46,11 +46,10 @@ def measure_c15(context: EntryContext) -> Measured:
 
 
 def verdict_c15(table: Table) -> Verdict:
-    margin = 0.005
     return combine([
         expect_better(table, "label smoothing 0.1: val_accuracy", "none: val_accuracy", points=True,
-                      margin=margin, what="final val_accuracy", statement="label smoothing improves accuracy"),
-        expect_better(table, "mixup 0.2: val_accuracy", "none: val_accuracy", points=True, margin=margin,
+                      what="final val_accuracy", statement="label smoothing improves accuracy"),
+        expect_better(table, "mixup 0.2: val_accuracy", "none: val_accuracy", points=True,
                       what="final val_accuracy", statement="mixup improves accuracy"),
         expect_better(table, "label smoothing 0.1: overconfidence", "none: overconfidence", higher=False,
                       points=True, what="mean confidence minus accuracy (validation)",
@@ -106,7 +105,7 @@ def measure_c16(context: EntryContext) -> Measured:
 
 def verdict_c16(table: Table) -> Verdict:
     return combine([
-        expect_better(table, "scarce, augmented", "scarce, none", points=True, margin=0.005,
+        expect_better(table, "scarce, augmented", "scarce, none", points=True,
                       what="final val_accuracy", statement="with scarce data (500 signals), augmentation helps"),
         expect_larger_gain(table, ("scarce, augmented", "scarce, none"), ("plenty, augmented", "plenty, none"),
                            points=True, what="final val_accuracy",
@@ -221,7 +220,7 @@ def verdict_c20(table: Table) -> Verdict:
         expect_better(table, "weight noise 0.05: noisy accuracy", "none: noisy accuracy", points=True, what=what,
                       statement="training with weight noise makes the network more robust to noisy inputs"),
         expect_better(table, "input noise 0.5: clean accuracy", "none: clean accuracy", points=True,
-                      what="clean final val_accuracy", context=True, margin=0.005,
+                      what="clean final val_accuracy", context=True,
                       statement="input noise also changes the clean accuracy"),
     ])
 

@@ -185,7 +185,7 @@ def per_seed(table: Table, name: str) -> list[float]:
 
 
 def expect_better(table: Table, better: str, worse: str, *, what: str, higher: bool = True,
-                  statement: str | None = None, margin: float = 0.0, points: bool = False, unit: str = "",
+                  statement: str | None = None, margin: float | None = None, points: bool = False, unit: str = "",
                   context: bool = False) -> Finding:
     """The claim predicts `better`'s values beat `worse`'s (higher, or lower with ``higher=False``).
 
@@ -196,12 +196,16 @@ def expect_better(table: Table, better: str, worse: str, *, what: str, higher: b
         higher: True when a higher value is better.
         statement: the prediction in words (default: "<better> beats <worse>").
         margin: an effect whose whole 95% interval lies within ±margin counts as no effect
-            ("does not hold here"); 0 disables it.
+            ("does not hold here"); 0 disables it. Default: the study's equivalence margin
+            (`trainlab.study.compare`): 1 point for a score shown in points, else 5% of |mean(worse)|.
         points: the values are fractions shown as points (x100).
         unit: the unit shown after the effect.
         context: a second condition, reported without deciding the verdict.
     """
     a, b = per_seed(table, better), per_seed(table, worse)
+    if margin is None:
+        finite = [v for v in b if math.isfinite(v)]
+        margin = 0.01 if points else (0.05 * abs(_mean(finite)) if finite else 0.0)
     sign = 1.0 if higher else -1.0
     finite_a = [v for v in a if math.isfinite(v)]
     finite_b = [v for v in b if math.isfinite(v)]
@@ -233,7 +237,7 @@ def expect_better(table: Table, better: str, worse: str, *, what: str, higher: b
 
 
 def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, str], *, what: str,
-                       higher: bool = True, statement: str, margin: float = 0.0, points: bool = False,
+                       higher: bool = True, statement: str, margin: float | None = None, points: bool = False,
                        unit: str = "", context: bool = False) -> Finding:
     """The claim predicts the gain of ``first[0]`` over ``first[1]`` exceeds that of ``second[0]`` over
     ``second[1]`` (a difference of differences: "batch norm helps deep stacks more than shallow ones").
@@ -244,6 +248,8 @@ def expect_larger_gain(table: Table, first: tuple[str, str], second: tuple[str, 
     from scipy import stats
 
     groups = [per_seed(table, name) for name in (*first, *second)]
+    if margin is None:
+        margin = 0.01 if points else 0.0
     sign = 1.0 if higher else -1.0
     better = f"{first[0]} - {first[1]}"
     worse = f"{second[0]} - {second[1]}"
