@@ -197,6 +197,10 @@ def test_drawn_pictures_are_saved_and_the_index_links_every_entry(quick_runs: di
     for entry_id in IDS:
         if ENTRIES[entry_id].available() is None:
             assert f">{entry_id}</a>" in index
+    table = (quick_runs["runs_dir"] / "gallery" / "verdicts.md").read_text()  # type: ignore[operator]
+    rows = [line for line in table.splitlines() if line.startswith("| C")]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == IDS
+    assert "(quick)" in rows[0]
 
 
 # --------------------------------------------------------------------------- specs, export, CLI

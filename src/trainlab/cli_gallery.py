@@ -86,7 +86,9 @@ def gallery(
         print(json.dumps([_as_json(r) for r in results]))
         return
     _print_summary(results, lang)
-    out.print(f"index: {Path(runs_dir) / 'gallery' / 'index.html'}", highlight=False, soft_wrap=True)
+    folder = Path(runs_dir) / "gallery"
+    out.print(f"index: {folder / 'index.html'}; the verdicts as a Markdown table: {folder / 'verdicts.md'}",
+              highlight=False, soft_wrap=True)
 
 
 def _export(entry_id: str, target: Path, lang: str) -> None:

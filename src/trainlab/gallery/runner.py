@@ -3,6 +3,7 @@
 Folders (``runs_dir`` is ``runs`` by default)::
 
     runs/gallery/index.html           every entry: its verdict, effect, p, seeds, time; links below
+    runs/gallery/verdicts.md          the same as a Markdown table (docs/gallery.md)
     runs/gallery/C4/                  the entry's study folder (C4-quick/ for --quick)
         study.json, <run>/...         the study's runs, as `trainlab study` writes them
         report.html                   the study report (full runs): curves, ranked table, every seed
@@ -28,7 +29,7 @@ from trainlab.errors import InputError
 from trainlab.gallery.entry import Entry, EntryContext, Measured, entry, sorted_ids
 from trainlab.gallery.verdicts import FAILS, HOLDS, Verdict
 
-__all__ = ["EntryResult", "entry_status", "gallery_dir", "run_all", "run_entry", "write_index"]
+__all__ = ["EntryResult", "entry_status", "gallery_dir", "run_all", "run_entry", "verdict_table", "write_index"]
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ my_{html.escape(chosen.id.lower())}.toml</code>, then <code>trainlab study my_{h
 
 
 def write_index(runs_dir: str | Path = "runs", *, quick: bool = False) -> Path:
-    """Write ``runs/gallery/index.html``: one row per entry with its latest verdict and a link to its page."""
+    """Write ``runs/gallery/index.html`` (one row per entry with its latest verdict and a link to its page)
+    and ``runs/gallery/verdicts.md`` (the same as a Markdown table, `verdict_table`)."""
     from trainlab.gallery import load_entries
     from trainlab.runs import write_text_atomic
     from trainlab.study.report import _CSS
@@ -257,7 +259,34 @@ Total time {total:.0f} s.</p>
 """
     target = root / "index.html"
     write_text_atomic(target, page_text)
+    write_text_atomic(root / "verdicts.md", verdict_table(runs_dir))
     return target
+
+
+def verdict_table(runs_dir: str | Path = "runs") -> str:
+    """The verdicts stored under ``runs/gallery/`` as a Markdown table (what docs/gallery.md quotes):
+    per entry its word, the deciding finding's effect with its 95% interval, Holm-adjusted p, test,
+    seeds and time; "(quick)" marks a verdict of the quick version."""
+    from trainlab.gallery import load_entries
+
+    load_entries()
+    lines = ["| id | claim | verdict | deciding finding | effect (+: as claimed) | p (Holm) | test | seeds | "
+             "time (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for entry_id in sorted_ids():
+        chosen = entry(entry_id)
+        status = entry_status(entry_id, runs_dir=runs_dir)
+        stored = status.get("stored")
+        if stored is None:
+            lines.append(f"| {chosen.id} | {chosen.title} | {status.get('why', status['status'])} | | | | | | |")
+            continue
+        head = _headline(stored)
+        findings = [f for f in stored.get("findings", []) if not f.get("context")]
+        deciding = next((f for f in findings if f.get("word") == stored.get("word")), findings[0] if findings else {})
+        word = str(stored.get("word")) + (" (quick)" if status.get("quick") else "")
+        lines.append(f"| {chosen.id} | {chosen.title} | {word} | {deciding.get('statement', '')} | "
+                     f"{head.get('effect', '')} | {head.get('p', '')} | {deciding.get('test', '')} | "
+                     f"{stored.get('seeds', '')} | {float(stored.get('seconds') or 0.0):.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _headline(stored: dict[str, Any]) -> dict[str, str]:
