@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["KOREAN", "STATEMENTS", "entry_text", "finding_sentence", "text", "verdict_sentence", "word"]
+__all__ = ["KOREAN", "MEASURES", "STATEMENTS", "measure", "entry_text", "finding_sentence", "text", "verdict_sentence", "word"]
 
 WORDS_KO = {"holds": "성립", "does not hold here": "여기서는 성립하지 않음", "inconclusive": "판단 보류"}
 
@@ -303,6 +303,44 @@ STATEMENTS: dict[str, str] = {
     "boosting also lowers the held-out error": "부스팅은 홀드아웃 오차도 줄인다",
 }
 
+#: What each finding measures, in Korean.
+MEASURES: dict[str, str] = {
+    "clean final val_accuracy": "잡음 없는 입력의 최종 검증 정확도",
+    "dead fraction after training, mean over 3 layers": "학습 후 죽은 유닛 비율(3개 층 평균)",
+    "error on the training rows": "학습 데이터에서의 오차",
+    "estimated accuracy": "추정한 정확도",
+    "expected calibration error (validation)": "기대 보정 오차(검증)",
+    "final training loss": "최종 학습 손실",
+    "final val_accuracy": "최종 검증 정확도",
+    "final val_loss after the same epochs": "같은 에폭 뒤의 최종 검증 손실",
+    "first-layer weight norm": "첫 층 가중치의 노름",
+    "held-out accuracy": "홀드아웃 정확도",
+    "held-out error": "홀드아웃 오차",
+    "log10(gradient norm of the first weight layer / the last), first step":
+        "log10(첫 가중치 층의 기울기 노름 / 마지막 층의 기울기 노름), 첫 스텝",
+    "mean confidence minus accuracy (validation)": "평균 신뢰도 - 정확도(검증)",
+    "mean |hidden activation| on validation rows": "검증 데이터에서 은닉 활성값 절댓값의 평균",
+    "rates ending within 2 points of the optimizer's best": "옵티마이저의 최고 성능에서 2포인트 안에 드는 학습률 수",
+    "saturated fraction at init, mean over 5 layers": "초기화 시점의 포화 비율(5개 층 평균)",
+    "seconds per epoch": "에폭당 시간(초)",
+    "share of first-layer weights with |w| < 0.001": "첫 층 가중치 중 |w| < 0.001인 비율",
+    "share of held-out predictions off the main prediction of other seeds":
+        "다른 시드들의 주 예측과 다른 홀드아웃 예측의 비율",
+    "share of the loss drop made in the second half of training": "손실 감소 중 학습 후반에 일어난 비율",
+    "std of the 5th hidden layer / std of the 1st, at init": "초기화 시점의 5번째 은닉층 표준편차 / 1번째 은닉층 표준편차",
+    "top Hessian eigenvalue of the training loss (1000 training rows)": "학습 손실 헤시안의 최대 고윳값(학습 데이터 1000행)",
+    "training loss after the last epoch at lr 0.01": "lr 0.01에서 마지막 에폭 뒤의 학습 손실",
+    "validation accuracy with input noise of std 1": "표준편차 1의 입력 잡음을 더한 검증 정확도",
+    "validation minus training cross-entropy (eval mode)": "검증 교차 엔트로피 - 학습 교차 엔트로피(평가 모드)",
+}
+
+
+def measure(what: str) -> str:
+    """A finding's measured quantity in Korean (English where none is written)."""
+    base = what.removesuffix(" (std over seeds)")
+    korean = MEASURES.get(base, base)
+    return korean + (" (시드 간 표준편차)" if what.endswith(" (std over seeds)") else "")
+
 
 def text(key: str, lang: str) -> str:
     """A user-interface string in `lang` ("en" or "ko")."""
@@ -343,7 +381,7 @@ def finding_sentence(finding: Any, lang: str) -> str:
         return str(finding.sentence())
     statement = STATEMENTS.get(finding.statement, finding.statement)
     seeds = f"시드 {finding.n[0]}개" if finding.n[0] == finding.n[1] else f"시드 {finding.n[0]}개와 {finding.n[1]}개"
-    return (f"{word(finding.word, 'ko')}: {statement} — {finding.what}, {finding.better} 대 {finding.worse}: "
+    return (f"{word(finding.word, 'ko')}: {statement} — {measure(finding.what)}, {finding.better} 대 {finding.worse}: "
             f"{_effect_ko(finding)}, {finding.p_text()} ({_test_ko(finding.test)}, Holm 보정, {seeds})")
 
 

@@ -105,10 +105,10 @@ def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "run
 
 def run_all(*, quick: bool = False, runs_dir: str | Path = "runs", fresh: bool = False,
             ids: Sequence[str] | None = None, progress: Any = None,
-            told: Any = None) -> list[EntryResult]:
+            told: Any = None, draw: bool = True) -> list[EntryResult]:
     """Run every entry that can run here (or `ids`), then write ``runs/gallery/index.html``.
 
-    `told(result)` is called as each entry ends.
+    `told(result)` is called as each entry ends; `draw` as in `run_entry`.
     """
     from trainlab.gallery import load_entries
 
@@ -117,7 +117,7 @@ def run_all(*, quick: bool = False, runs_dir: str | Path = "runs", fresh: bool =
     for entry_id in ids or sorted_ids():
         if entry(entry_id).available() is not None:
             continue
-        result = run_entry(entry_id, quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress)
+        result = run_entry(entry_id, quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress, draw=draw)
         results.append(result)
         if told is not None:
             told(result)
