@@ -69,11 +69,13 @@ def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "run
     start = time.perf_counter()
     folder = root / study.name
     records = None
+    reused = 0
     if chosen.train:
         result = run_study(study, runs_dir=root, resume=True, fresh=fresh, progress=progress,
                            report=not quick if report is None else report)
         folder = result.study_dir
         records = load_results(folder)
+        reused = len(result.reused)
     folder.mkdir(parents=True, exist_ok=True)
     context = EntryContext(entry=chosen, quick=quick, study=study, study_dir=folder, records=records)
     measured = chosen.measure(context)
@@ -96,7 +98,7 @@ def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "run
     from trainlab.runs import write_json_atomic
 
     write_json_atomic(folder / "verdict.json", {
-        "id": chosen.id, "title": chosen.title, "quick": quick, "seconds": seconds,
+        "id": chosen.id, "title": chosen.title, "quick": quick, "seconds": seconds, "reused_runs": reused,
         "seeds": study.settings.seeds, "epochs": epochs, "finished": time.time(), **verdict.to_dict()})
     page = _write_page(folder, chosen, verdict, seconds, picture, quick=quick)
     return EntryResult(entry=chosen, verdict=verdict, seconds=seconds, folder=folder, page=page, quick=quick,
@@ -246,13 +248,13 @@ def write_index(runs_dir: str | Path = "runs", *, quick: bool = False) -> Path:
             f"<td class='case'>{html.escape(chosen.title)}{' (quick)' if status.get('quick') else ''}</td>"
             f"<td class='case'>{_word_html(str(stored.get('word')))}</td>"
             f"<td>{html.escape(head.get('effect', ''))}</td><td>{html.escape(head.get('p', ''))}</td>"
-            f"<td>{stored.get('seeds', '')}</td><td>{seconds:.0f}</td></tr>")
+            f"<td>{stored.get('seeds', '')}</td><td>{seconds:.0f}{'*' if stored.get('reused_runs') else ''}</td></tr>")
     page_text = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>trainlab gallery</title><style>{_CSS}</style></head><body>
 <h1>trainlab gallery: the claims of the notes, measured</h1>
 <p class="meta">Each entry is a study with a verdict: holds, does not hold here, or inconclusive, with
 the effect (+: as the claim predicts) and its 95% interval, the Holm-adjusted p-value and the seeds.
-Total time {total:.0f} s.</p>
+Total time {total:.0f} s (* : runs reused from an earlier call; only their measurement is counted).</p>
 <table><thead><tr><th>id</th><th class='case'>claim</th><th class='case'>verdict</th>
 <th>effect</th><th>p</th><th>seeds</th><th>time (s)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>
 </body></html>
@@ -266,7 +268,8 @@ Total time {total:.0f} s.</p>
 def verdict_table(runs_dir: str | Path = "runs") -> str:
     """The verdicts stored under ``runs/gallery/`` as a Markdown table (what docs/gallery.md quotes):
     per entry its word, the deciding finding's effect with its 95% interval, Holm-adjusted p, test,
-    seeds and time; "(quick)" marks a verdict of the quick version."""
+    seeds and time; "(quick)" marks a verdict of the quick version, and a time with * excludes runs
+    reused from an earlier call (only their measurement is counted)."""
     from trainlab.gallery import load_entries
 
     load_entries()
@@ -285,7 +288,8 @@ def verdict_table(runs_dir: str | Path = "runs") -> str:
         word = str(stored.get("word")) + (" (quick)" if status.get("quick") else "")
         lines.append(f"| {chosen.id} | {chosen.title} | {word} | {deciding.get('statement', '')} | "
                      f"{head.get('effect', '')} | {head.get('p', '')} | {deciding.get('test', '')} | "
-                     f"{stored.get('seeds', '')} | {float(stored.get('seconds') or 0.0):.0f} |")
+                     f"{stored.get('seeds', '')} | {float(stored.get('seconds') or 0.0):.0f}"
+                     f"{'*' if stored.get('reused_runs') else ''} |")
     return "\n".join(lines) + "\n"
 
 
