@@ -72,7 +72,7 @@ def test_every_command_exits_cleanly_with_the_right_status(ran, args, status):
 def test_usage_errors_say_what_is_wrong(ran):
     needed = ran[()].stderr
     assert "a command is needed: fit, datasets, catalog, study, report, diagnose, lr-find, " in needed
-    assert all(f" {name}," in needed or f" {name}." in needed for name in ("search", "cv", "ensemble", "bias-variance", "sharpness", "runs"))
+    assert all(f" {name}," in needed or f" {name}." in needed for name in ("gallery", "search", "cv", "ensemble", "bias-variance", "sharpness", "runs"))
     for command, argument in NEEDS_ARGUMENT.items():
         err = ran[(command,)].stderr
         assert f"Missing argument '{argument}'" in err and f"Usage: trainlab {command}" in err

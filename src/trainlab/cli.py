@@ -139,9 +139,14 @@ def catalog(
     json_output: bool = typer.Option(False, "--json", help="Print JSON (every entry of every kind without KIND)."),
     plot: str | None = typer.Option(None, "--plot", help="With KIND=schedule: draw this schedule to a PNG."),
     output: Path = typer.Option(Path("schedule.png"), "--output", "-o", help="PNG path for --plot."),
+    lang: str = typer.Option("en", "--lang", help="Language of the summaries: en or ko."),
 ) -> None:
     """List the techniques of one kind: summary, default settings and the claim each makes."""
     from trainlab.catalog import canonical_kind, entries, kinds
+    from trainlab.catalog_ko import KIND_NAMES, summary
+
+    if lang not in ("en", "ko"):
+        raise InputError(f"--lang must be one of en, ko, got '{lang}'. Use --lang ko for Korean summaries.")
 
     if plot is not None:
         if kind is None or canonical_kind(kind) != "schedule":
@@ -152,7 +157,10 @@ def catalog(
         out.print(f"wrote {path}", highlight=False)
         return
     if json_output:
-        print(json.dumps(entries(kind)))
+        rows = entries(kind)
+        if lang == "ko":
+            rows = [{**row, "summary": summary(row["kind"], row["name"], row["summary"])} for row in rows]
+        print(json.dumps(rows, ensure_ascii=False))
         return
     if kind is None:
         table = Table(title="trainlab catalog: the kinds of technique", box=box.SIMPLE_HEAD)
@@ -160,20 +168,22 @@ def catalog(
         table.add_column("entries", justify="right", no_wrap=True, min_width=7)
         table.add_column("for example")
         for row in kinds():
-            table.add_row(row["kind"], str(row["count"]), _first_names(row["names"], 44))
+            shown = f"{row['kind']} ({KIND_NAMES[row['kind']]})" if lang == "ko" else row["kind"]
+            table.add_row(shown, str(row["count"]), _first_names(row["names"], 44))
         out.print(table)
         out.print("`trainlab catalog KIND` lists one kind with summaries, defaults and claims.")
         return
     rows = entries(kind)
     table = Table(title=f"{len(rows)} {canonical_kind(kind)}s", box=box.SIMPLE_HEAD, show_lines=True)
     table.add_column("name", no_wrap=True, style="bold")
-    table.add_column("what it is, its defaults, and its claim", ratio=1)
+    table.add_column("설명, 기본값, 주장" if lang == "ko" else "what it is, its defaults, and its claim", ratio=1,
+                     overflow="fold")
     for row in rows:
-        text = Text(row["summary"])
+        text = Text(summary(row["kind"], row["name"], row["summary"]) if lang == "ko" else row["summary"])
         if row["defaults"]:
-            text.append("\ndefaults: ", style="dim").append(row["defaults"])
+            text.append("\n기본값: " if lang == "ko" else "\ndefaults: ", style="dim").append(row["defaults"])
         if row["claim"]:
-            text.append("\nclaim: ", style="dim").append(row["claim"])
+            text.append("\n주장: " if lang == "ko" else "\nclaim: ", style="dim").append(row["claim"])
         table.add_row(Text(row["name"]), text)
     out.print(table)
 
@@ -368,6 +378,9 @@ def _when(timestamp: float | None, *, short: bool = False) -> str:
 from trainlab.cli_doctor import register as _register_doctor  # noqa: E402  (diagnose, lr-find)
 
 _register_doctor(app)
+from trainlab.cli_gallery import register as _register_gallery  # noqa: E402  (gallery)
+
+_register_gallery(app)
 
 from trainlab.cli_sharpness import register as _register_sharpness  # noqa: E402  (bias-variance, sharpness)
 
