@@ -277,3 +277,6 @@ def register_image_sets(registry: Registry[Any] = DATASETS) -> None:
             # `trainlab datasets` lists these from their known sizes instead of loading (or generating) them.
             registry.register(name, summary=summary, claim=claim,
                               capabilities={"describe": _SIZES[name]})(loader)
+
+
+register_image_sets()  # on import, whichever of trainlab.data and this module is imported first

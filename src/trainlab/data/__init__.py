@@ -38,15 +38,13 @@ Example:
 
 from __future__ import annotations
 
+import trainlab.data_images  # noqa: F401,E402  (fashion_mnist, mnist1d, digits_images join the bundled names)
 from trainlab.data.bundled import DATASETS, describe_datasets, load
 from trainlab.data.dataset import TASKS, Dataset, Task, from_arrays
 from trainlab.data.files import as_dataset, from_csv, from_npz
 from trainlab.data.regression import friedman1, noisy_sine  # noqa: F401  (registers the names)
 from trainlab.data.scaling import SCALERS, MinMax, NoScaling, Scaler, Standardize, scaler, scaler_from_dict
 from trainlab.data.split import split_validation
-from trainlab.data_images import register_image_sets
-
-register_image_sets()  # fashion_mnist, mnist1d, digits_images join the bundled names
 
 __all__ = [
     "DATASETS",
