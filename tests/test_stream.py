@@ -258,3 +258,23 @@ def test_streamed_data_refuses_what_needs_memory():
         trainlab.fit(model(), Rows(x, y), {"num_epochs": 1}, scaling="standardize")
     with pytest.raises(InputError, match="steps_per_epoch must be an int"):
         BatchSource([(x, y)], steps_per_epoch=0)
+
+
+def test_gradient_hooks_and_divergence_detection_work_on_streamed_batches():
+    x, y = data()
+    calls = []
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 2)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+
+    def batches():
+        while True:
+            yield x[:8], y[:8]
+
+    history = engine.train(net, StreamData(BatchSource(batches(), steps_per_epoch=4)),
+                           Technique(loss="auto", optimizer={"name": "sgd", "lr": 1e4}),
+                           LoopConfig(num_epochs=3, seed=0, gradient_hooks=[lambda params, run: calls.append(run)]))
+    # The loss explodes within the first epoch: training stops at that batch and keeps the initial weights.
+    assert "diverged" in history.stop_reason and "initial weights were kept" in history.stop_reason
+    assert 1 < len(calls) <= 4
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in start.items())
