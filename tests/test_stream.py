@@ -198,6 +198,12 @@ def test_arrays_with_steps_per_epoch_follow_keras():
     a.fit(x, y, batch_size=8, steps_per_epoch=4, epochs=3, verbose=0, seed=1, validation_split=0.25)
     b.fit(x, y, batch_size=8, epochs=3, verbose=0, seed=1, validation_split=0.25)
     assert same_weights(a, b)
+    # trainlab.fit reads in-memory data the same way (32 training rows after its 20 % split: 4 batches).
+    c, d = model(), model()
+    recipe = {"num_epochs": 2, "seed": 1, "batch_size": 8}
+    hc = trainlab.fit(c, (x, y), recipe, steps_per_epoch=4)
+    hd = trainlab.fit(d, (x, y), recipe)
+    assert same_weights(c, d) and hc.history == hd.history
 
 
 class Crash(Callback):

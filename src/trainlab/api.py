@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from trainlab import __version__, augment, engine
+from trainlab import __version__, augment, check, engine
 from trainlab.batches import from_torch, is_batch_stream
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.data import Dataset, as_dataset, split_validation
@@ -195,8 +197,10 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         sample_weight: one weight per sample of `data` (Keras semantics: the batch loss is
             sum_i w_i * loss_i / batch size); the held-out part's weights are dropped.
         class_weight: {class index: weight}, training only; multiplies `sample_weight`.
-        steps_per_epoch: batches per epoch for streamed data, drawn from one iterator continued
-            across epochs (Keras 3); needed for a generator that repeats.
+        steps_per_epoch: batches per epoch, drawn from one iterator continued across epochs
+            (Keras 3); needed for a generator that repeats. In-memory data is then read as Keras
+            reads arrays: batches of a seeded permutation, a new pass when one is used up, and
+            without a batch_size in the recipe, steps_per_epoch batches to a pass.
         validation_steps: batches of streamed `validation_data` per validation.
 
     Returns:
@@ -210,10 +214,9 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                            checkpoint_dir=checkpoint_dir, resume=resume, sample_weight=sample_weight,
                            class_weight=class_weight, steps_per_epoch=steps_per_epoch,
                            validation_steps=validation_steps)
-    if steps_per_epoch is not None or validation_steps is not None:
-        raise InputError("steps_per_epoch and validation_steps apply to data given in batches (a DataLoader over "
-                         "a Dataset, a generator); trainlab.fit trains on every sample of in-memory data each "
-                         "epoch. Sequential.fit(x, y, steps_per_epoch=...) reads arrays as Keras does.")
+    if validation_steps is not None:
+        raise InputError("validation_steps applies to validation data given in batches (a DataLoader over a "
+                         "Dataset, a generator); in-memory validation data is evaluated whole.")
     data, loader = _from_batches(data, recipe)
     recipe = loader or recipe
     register_image_sets()
@@ -233,7 +236,10 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     config = _loop_config(recipe, verbose, checkpoint_dir, resume, transforms)
     if isinstance(module, Sequential):
         module.optimizer = optimizer  # as after Keras's compile: callbacks may steer its learning_rate
-    history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
+    train_data: engine.TrainData | engine.StreamData = prepared.data
+    if steps_per_epoch is not None:
+        train_data, config = _arrays_by_steps(prepared.data, recipe, config, steps_per_epoch)
+    history = engine.train(module, train_data, technique, config, callbacks=all_callbacks)
     history.recipe = recipe
     history.scaler = prepared.scaler
     history.version = __version__
@@ -246,6 +252,25 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         technique.loss = _resolved_loss(technique, module, prepared.data)
         module.compiled = technique
     return history
+
+
+def _arrays_by_steps(data: engine.TrainData, recipe: RecipeSpec, config: engine.LoopConfig,
+                     steps_per_epoch: int) -> tuple[engine.StreamData, engine.LoopConfig]:
+    """In-memory data read as Keras 3 reads arrays with steps_per_epoch: the batches of a seeded
+    permutation, continued across epochs; without a batch_size in the recipe, a pass takes
+    steps_per_epoch batches."""
+    check.int_at_least("steps_per_epoch", steps_per_epoch, 1)
+    batch_size = (recipe.batch_size if "batch_size" in recipe.model_fields_set
+                  else math.ceil(data.x.shape[0] / steps_per_epoch))
+    rows = engine.TensorBatches(data.x, data.y, batch_size=batch_size, shuffle=recipe.shuffle, seed=recipe.seed,
+                                sample_weight=data.sample_weight)
+    validation = None
+    if data.x_val is not None and data.y_val is not None:
+        validation = engine.BatchSource(engine.TensorBatches(
+            data.x_val, data.y_val, batch_size=max(batch_size, 1024), shuffle=False, seed=recipe.seed,
+            sample_weight=data.val_sample_weight), where="validation_data")
+    stream = engine.StreamData(engine.BatchSource(rows, steps_per_epoch=steps_per_epoch, where="data"), validation)
+    return stream, dataclasses.replace(config, batch_size=batch_size)
 
 
 def _technique_and_callbacks(recipe: RecipeSpec, objects: Objects, task: str,
