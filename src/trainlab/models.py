@@ -273,9 +273,13 @@ class Sequential(nn.Module):
         kept on the model, so `predict` and `evaluate` use it.
 
         `x` may be arrays or tensors with `y`; a Dataset; a torch TensorDataset
-        or DataLoader; a generator or iterable of ``(x, y)`` batches, with
-        `steps_per_epoch` batches per epoch (see `trainlab.batches` for when
-        such data is accepted). `validation_split` takes the last fraction of
+        or a DataLoader over one (in memory, the fast path); or data read while
+        training, never gathered: a DataLoader over any other torch Dataset, a
+        torch Dataset, a generator or iterable of ``(x, y)`` or
+        ``(x, y, sample_weight)`` batches (see `trainlab.batches`). As in Keras 3,
+        `steps_per_epoch` batches make an epoch, drawn from one iterator that
+        continues across epochs; with arrays and no `batch_size`, a pass takes
+        `steps_per_epoch` batches. `validation_split` takes the last fraction of
         the samples before any shuffling (Keras); `stratify=True` takes a
         stratified random part instead. `validation_data` may be batches too,
         `validation_steps` of them. `initial_epoch` is the epoch to start at
