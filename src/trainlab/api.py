@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from trainlab import __version__, augment, engine
+from trainlab import __version__, augment, check, engine
 from trainlab.batches import from_torch, is_batch_stream
 from trainlab.callbacks import Callback, EarlyStopping, History, as_callback_list
 from trainlab.data import Dataset, as_dataset, split_validation
@@ -154,18 +156,28 @@ def prepare(dataset: Dataset, *, validation_split: float | None, validation_data
     return Prepared(engine.TrainData(x, y, x_val, y_val, sample_weight=weights), scaler, dataset)
 
 
+#: trainlab.fit's validation split for in-memory data (streamed data has none: pass validation_data).
+DEFAULT_VALIDATION_SPLIT = 0.2
+
+
 def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None, *,
-        validation_split: float | None = 0.2, validation_data: Any = None, stratify: bool = False,
+        validation_split: float | None = DEFAULT_VALIDATION_SPLIT, validation_data: Any = None, stratify: bool = False,
         scaling: Any = "auto", callbacks: Callback | Sequence[Callback] | None = None,
         verbose: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = False,
         sample_weight: Any = None, class_weight: dict[int, float] | None = None,
-        distributed: Shard | None = None) -> History:
+        distributed: Shard | None = None, steps_per_epoch: int | None = None,
+        validation_steps: int | None = None) -> History:
     """Train `model` on `data` with `recipe`; return its History.
 
     Args:
         model: a torch.nn.Module, a trainlab.Sequential, or a list of layers.
         data: a bundled data set's name ("iris"), a .csv/.npz path, a pair (x, y), a Dataset,
-            or a torch TensorDataset or DataLoader over one (its batch size and shuffling are used).
+            or a torch TensorDataset or DataLoader over one (its batch size and shuffling are used;
+            the tensors train on the fast in-memory path). Data that does not fit in memory is
+            streamed, never gathered: a DataLoader over any other torch Dataset (with its workers
+            and sampler), a torch Dataset (read with the recipe's batch_size and shuffle), or a
+            generator or iterable of ``(x, y)`` / ``(x, y, sample_weight)`` batches. Streamed data
+            is used as given (no scaling, no validation_split; see `trainlab.batches`).
         recipe: a RecipeSpec or a dict of its fields (optimizer, schedule, loss, metrics,
             batch_size, num_epochs, early_stopping, seed, ...). In a dict, `optimizer`, `loss`
             and `schedule` may also be objects: a torch optimizer built on the model's
@@ -173,6 +185,7 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
             function ``(output, target) -> loss``, a `torch.optim.lr_scheduler` scheduler or
             factory; ``schedule_interval`` ("step" or "epoch") says when a torch scheduler steps.
         validation_split: last fraction of the samples held out (Keras semantics); None for none.
+            Streamed data has no split (the default is not applied): pass `validation_data`.
         validation_data: an explicit validation set instead of the split.
         stratify: take a stratified random validation part instead of the last samples.
         scaling: "auto" (the default: standardize float features), "standardize", "minmax"
@@ -190,12 +203,26 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
         class_weight: {class index: weight}, training only; multiplies `sample_weight`.
         distributed: this process's part of a run shared by several processes
             (`trainlab.scale.distributed`, inside torchrun); None trains alone.
+        steps_per_epoch: batches per epoch, drawn from one iterator continued across epochs
+            (Keras 3); needed for a generator that repeats. In-memory data is then read as Keras
+            reads arrays: batches of a seeded permutation, a new pass when one is used up, and
+            without a batch_size in the recipe, steps_per_epoch batches to a pass.
+        validation_steps: batches of streamed `validation_data` per validation.
 
     Returns:
         History with `.history` (loss, metrics, val_*, lr per epoch), `.seed`,
         `.stop_reason`, `.recipe`, `.model`, `.scaler` and `.version`.
     """
     recipe, objects = split_recipe(recipe)
+    if from_torch(data, where="data") is None and is_batch_stream(data):
+        return _fit_stream(model, data, recipe, objects, validation_split=validation_split,
+                           validation_data=validation_data, scaling=scaling, callbacks=callbacks, verbose=verbose,
+                           checkpoint_dir=checkpoint_dir, resume=resume, sample_weight=sample_weight,
+                           class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+                           validation_steps=validation_steps)
+    if validation_steps is not None:
+        raise InputError("validation_steps applies to validation data given in batches (a DataLoader over a "
+                         "Dataset, a generator); in-memory validation data is evaluated whole.")
     data, loader = _from_batches(data, recipe)
     recipe = loader or recipe
     register_image_sets()
@@ -210,35 +237,17 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
                        stratify=stratify, scaling=scaling, seed=recipe.seed, sample_weight=sample_weight,
                        class_weight=class_weight)
     module.scaler = prepared.scaler
-    optimizer = Optimizer(objects.optimizer if objects.optimizer is not None else recipe.optimizer,
-                          source="recipe.optimizer")
-    technique = engine.Technique(
-        loss=objects.loss if objects.loss is not None else recipe.loss if recipe.loss is not None else "auto",
-        optimizer=optimizer,
-        metrics=objects.metrics if objects.metrics is not None else recipe.metrics if recipe.metrics is not None
-        else (["accuracy"] if dataset.task == "classification" else ["mae"]),
-        schedule=as_schedule(objects.schedule if objects.schedule is not None else recipe.schedule,
-                             objects.schedule_interval, optimizer),
-        task=dataset.task,
-    )
-    all_callbacks = as_callback_list(callbacks)
-    if recipe.early_stopping is not None:
-        all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
-    noise = augment.weight_noise(recipe)
-    if noise is not None:
-        all_callbacks = [noise, *all_callbacks]
+    optimizer, technique, all_callbacks = _technique_and_callbacks(recipe, objects, dataset.task, callbacks)
     transforms = tuple(augment.batch_transforms(recipe, num_classes=dataset.num_classes))
-    config = engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
-                               shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
-                               verbose=verbose, clip_grad_norm=recipe.clip_grad_norm,
-                               clip_grad_value=recipe.clip_grad_value,
-                               divergence_factor=recipe.divergence_factor,
-                               checkpoint_dir=checkpoint_dir, resume=resume, batch_transforms=transforms)
+    config = _loop_config(recipe, verbose, checkpoint_dir, resume, transforms)
     if distributed is not None:
         config, all_callbacks = distributed.adapt(config, all_callbacks)
     if isinstance(module, Sequential):
         module.optimizer = optimizer  # as after Keras's compile: callbacks may steer its learning_rate
-    history = engine.train(module, prepared.data, technique, config, callbacks=all_callbacks)
+    train_data: engine.TrainData | engine.StreamData = prepared.data
+    if steps_per_epoch is not None:
+        train_data, config = _arrays_by_steps(prepared.data, recipe, config, steps_per_epoch)
+    history = engine.train(module, train_data, technique, config, callbacks=all_callbacks)
     history.recipe = recipe
     history.scaler = prepared.scaler
     history.version = __version__
@@ -249,6 +258,130 @@ def fit(model: Any, data: Any, recipe: RecipeSpec | dict[str, Any] | None = None
     if isinstance(module, Sequential) and module.compiled is None:
         # Saved with the model, so that trainlab.load(run_dir) comes back ready to evaluate.
         technique.loss = _resolved_loss(technique, module, prepared.data)
+        module.compiled = technique
+    return history
+
+
+def _arrays_by_steps(data: engine.TrainData, recipe: RecipeSpec, config: engine.LoopConfig,
+                     steps_per_epoch: int) -> tuple[engine.StreamData, engine.LoopConfig]:
+    """In-memory data read as Keras 3 reads arrays with steps_per_epoch: the batches of a seeded
+    permutation, continued across epochs; without a batch_size in the recipe, a pass takes
+    steps_per_epoch batches."""
+    check.int_at_least("steps_per_epoch", steps_per_epoch, 1)
+    batch_size = (recipe.batch_size if "batch_size" in recipe.model_fields_set
+                  else math.ceil(data.x.shape[0] / steps_per_epoch))
+    rows = engine.TensorBatches(data.x, data.y, batch_size=batch_size, shuffle=recipe.shuffle, seed=recipe.seed,
+                                sample_weight=data.sample_weight)
+    validation = None
+    if data.x_val is not None and data.y_val is not None:
+        validation = engine.BatchSource(engine.TensorBatches(
+            data.x_val, data.y_val, batch_size=max(batch_size, 1024), shuffle=False, seed=recipe.seed,
+            sample_weight=data.val_sample_weight), where="validation_data")
+    stream = engine.StreamData(engine.BatchSource(rows, steps_per_epoch=steps_per_epoch, where="data"), validation)
+    return stream, dataclasses.replace(config, batch_size=batch_size)
+
+
+def _technique_and_callbacks(recipe: RecipeSpec, objects: Objects, task: str,
+                             callbacks: Callback | Sequence[Callback] | None
+                             ) -> tuple[Optimizer, engine.Technique, list[Callback]]:
+    """The recipe's optimizer, technique (loss, metrics chosen from the task) and callbacks."""
+    optimizer = Optimizer(objects.optimizer if objects.optimizer is not None else recipe.optimizer,
+                          source="recipe.optimizer")
+    technique = engine.Technique(
+        loss=objects.loss if objects.loss is not None else recipe.loss if recipe.loss is not None else "auto",
+        optimizer=optimizer,
+        metrics=objects.metrics if objects.metrics is not None else recipe.metrics if recipe.metrics is not None
+        else (["accuracy"] if task == "classification" else ["mae"]),
+        schedule=as_schedule(objects.schedule if objects.schedule is not None else recipe.schedule,
+                             objects.schedule_interval, optimizer),
+        task=task,
+    )
+    all_callbacks = as_callback_list(callbacks)
+    if recipe.early_stopping is not None:
+        all_callbacks = [EarlyStopping(**recipe.early_stopping.model_dump()), *all_callbacks]
+    noise = augment.weight_noise(recipe)
+    if noise is not None:
+        all_callbacks = [noise, *all_callbacks]
+    return optimizer, technique, all_callbacks
+
+
+def _loop_config(recipe: RecipeSpec, verbose: int, checkpoint_dir: str | Path | None, resume: bool,
+                 transforms: tuple[Any, ...]) -> engine.LoopConfig:
+    return engine.LoopConfig(batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
+                             shuffle=recipe.shuffle, seed=recipe.seed, device=recipe.device,
+                             verbose=verbose, clip_grad_norm=recipe.clip_grad_norm,
+                             clip_grad_value=recipe.clip_grad_value,
+                             divergence_factor=recipe.divergence_factor,
+                             checkpoint_dir=checkpoint_dir, resume=resume, batch_transforms=transforms)
+
+
+def _fit_stream(model: Any, data: Any, recipe: RecipeSpec, objects: Objects, *, validation_split: float | None,
+                validation_data: Any, scaling: Any, callbacks: Callback | Sequence[Callback] | None, verbose: int,
+                checkpoint_dir: str | Path | None, resume: bool, sample_weight: Any,
+                class_weight: dict[int, float] | None, steps_per_epoch: int | None,
+                validation_steps: int | None) -> History:
+    """trainlab.fit on batches read while training (see `trainlab.engine.source`)."""
+    from trainlab.batches import as_source
+    from trainlab.engine.driver import seeded
+
+    if scaling not in ("auto", None, "none"):
+        raise InputError(f"scaling={scaling!r}: streamed batches are used as given, since fitting a scaler "
+                         "would need a pass over data that does not fit in memory. Scale inside the Dataset "
+                         "(its __getitem__ or a transform), or pass scaling=None.")
+    if sample_weight is not None:
+        raise InputError("sample_weight: with data given in batches, give the weights in the batches, as "
+                         "(x, y, sample_weight); sample_weight= is for in-memory data.")
+    given = recipe.model_fields_set
+    loader_size = getattr(data, "batch_size", None)
+    if isinstance(data, torch.utils.data.DataLoader) and "batch_size" in given and loader_size != recipe.batch_size:
+        raise InputError(f"recipe.batch_size={recipe.batch_size} but the DataLoader gives batches of "
+                         f"{loader_size}; leave batch_size out of the recipe, or change the DataLoader")
+    source = as_source(data, steps_per_epoch=steps_per_epoch, num_epochs=recipe.num_epochs, where="data",
+                       batch_size=recipe.batch_size if isinstance(data, torch.utils.data.Dataset) else None,
+                       shuffle=recipe.shuffle)
+    validation = None
+    if validation_data is not None:
+        if is_batch_stream(validation_data) and from_torch(validation_data, where="validation_data") is None:
+            validation = as_source(validation_data, steps_per_epoch=validation_steps, num_epochs=1,
+                                   where="validation_data")
+        else:
+            val = as_dataset(validation_data, source="validation_data")
+            validation = engine.BatchSource(engine.TensorBatches(val.x, val.y, batch_size=1024, shuffle=False,
+                                                                 seed=0), where="validation_data")
+    elif validation_split not in (None, 0, 0.0, DEFAULT_VALIDATION_SPLIT):
+        raise InputError(f"validation_split={validation_split} takes the last samples of in-memory data; streamed "
+                         "batches have none to take. Pass validation_data (a DataLoader or arrays) instead.")
+    module = as_model(model)
+    device = engine.resolve_device(recipe.device)
+    with seeded(recipe.seed, device), torch.random.fork_rng(devices=[]):
+        first = source.peek()
+    if first[1] is None:
+        raise InputError("data: the batches must hold targets, (x, y) or (x, y, sample_weight)")
+    task = "regression" if first[1].is_floating_point() and first[1].dim() == 1 else "classification"
+    with seeded(recipe.seed, device):
+        out = engine.probe_outputs(module.to(device), first[0].to(device))
+    num_classes = (out.shape[-1] if out.dim() > 1 and out.shape[-1] > 1 else 2) if task == "classification" else None
+    if recipe.early_stopping is not None:
+        from trainlab.spec import check_monitor, recorded_names
+
+        check_monitor("recipe.early_stopping.monitor", recipe.early_stopping.monitor, recorded_names(recipe, task))
+    optimizer, technique, all_callbacks = _technique_and_callbacks(recipe, objects, task, callbacks)
+    transforms = tuple(augment.batch_transforms(recipe, num_classes=num_classes))
+    config = _loop_config(recipe, verbose, checkpoint_dir, resume, transforms)
+    if isinstance(module, Sequential):
+        module.optimizer = optimizer
+    history = engine.train(module, engine.StreamData(source, validation, class_weight), technique, config,
+                           callbacks=all_callbacks)
+    history.recipe = recipe
+    history.scaler = None
+    history.version = __version__
+    history.dataset = type(data).__name__
+    history.params["scaling"] = "none (streamed batches are used as given)"
+    if verbose:
+        print(f"Scaling: {history.params['scaling']}")
+    if isinstance(module, Sequential) and module.compiled is None:
+        if technique.loss == "auto":
+            technique.loss = engine.auto_loss(task, first[1], out.shape[-1] if out.dim() > 1 else 1)
         module.compiled = technique
     return history
 
@@ -284,12 +417,6 @@ def _from_batches(data: Any, recipe: RecipeSpec) -> tuple[Any, RecipeSpec | None
     """A TensorDataset or a DataLoader over one as (x, y); the loader's batch size and shuffling join the recipe."""
     found = from_torch(data, where="data")
     if found is None:
-        if is_batch_stream(data):
-            raise InputTypeError(
-                "trainlab.fit takes data in memory (a name, a path, (x, y), a TensorDataset or a DataLoader over "
-                f"one); got a {type(data).__name__} of batches. Use Sequential.fit(x=...) for generators, or "
-                "gather the batches into arrays."
-            )
         return data, None
     if found.y is None:
         raise InputError("data: the TensorDataset holds inputs only; trainlab.fit needs (x, y)")

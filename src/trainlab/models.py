@@ -18,8 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import secrets
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -34,7 +37,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
 from trainlab import __version__, check, engine
-from trainlab.batches import Gathered, from_torch, gather, is_batch_stream
+from trainlab.batches import Gathered, as_source, from_torch, is_batch_stream
 from trainlab.callbacks import Callback, History, as_callback_list
 from trainlab.datasets import Dataset, from_arrays, scaler_from_dict, split_validation
 from trainlab.datasets import scaler as make_scaler
@@ -270,9 +273,13 @@ class Sequential(nn.Module):
         kept on the model, so `predict` and `evaluate` use it.
 
         `x` may be arrays or tensors with `y`; a Dataset; a torch TensorDataset
-        or DataLoader; a generator or iterable of ``(x, y)`` batches, with
-        `steps_per_epoch` batches per epoch (see `trainlab.batches` for when
-        such data is accepted). `validation_split` takes the last fraction of
+        or a DataLoader over one (in memory, the fast path); or data read while
+        training, never gathered: a DataLoader over any other torch Dataset, a
+        torch Dataset, a generator or iterable of ``(x, y)`` or
+        ``(x, y, sample_weight)`` batches (see `trainlab.batches`). As in Keras 3,
+        `steps_per_epoch` batches make an epoch, drawn from one iterator that
+        continues across epochs; with arrays and no `batch_size`, a pass takes
+        `steps_per_epoch` batches. `validation_split` takes the last fraction of
         the samples before any shuffling (Keras); `stratify=True` takes a
         stratified random part instead. `validation_data` may be batches too,
         `validation_steps` of them. `initial_epoch` is the epoch to start at
@@ -281,8 +288,20 @@ class Sequential(nn.Module):
         technique = self._technique()
         if batch_size is not None:
             check.int_at_least("batch_size", batch_size, 1, "Leave it None for Keras's default of 32.")
-        train = self._gathered(x, y, "fit", steps_per_epoch=steps_per_epoch,
-                               num_epochs=max(epochs - initial_epoch, 1))
+        check.int_at_least("fit: initial_epoch", initial_epoch, 0)
+        tokens = self._takes_tokens()
+        split_seed = seed or 0
+        seed = seed if seed is not None else secrets.randbits(31)
+        config = engine.LoopConfig(batch_size=batch_size or 32, num_epochs=epochs, shuffle=shuffle,
+                                   seed=seed, device=device, verbose=_verbosity(verbose),
+                                   initial_epoch=initial_epoch)
+        found = from_torch(x, where="fit") if y is None else None
+        if found is None and y is None and is_batch_stream(x):
+            return self._fit_stream(x, technique, config, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                                    validation_split=validation_split, validation_data=validation_data,
+                                    validation_steps=validation_steps, scaling=scaling, sample_weight=sample_weight,
+                                    class_weight=class_weight, callbacks=callbacks)
+        train = found or Gathered(x, y)
         if train.batch_size is not None:
             if batch_size is not None and batch_size != train.batch_size:
                 raise InputError(f"fit(batch_size={batch_size}) but the data comes in batches of "
@@ -290,63 +309,102 @@ class Sequential(nn.Module):
             batch_size = train.batch_size
         if train.shuffle is not None:
             shuffle = train.shuffle
-        data = _as_xy(train.x, train.y, "fit", tokens=self._takes_tokens())
+        data = _as_xy(train.x, train.y, "fit", tokens=tokens)
         x_val = y_val = None
         xt, yt = data.x, data.y
         weights = engine.config.check_weights(
             None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight)), xt.shape[0],
             "sample_weight")
+        val_stream = None
         if validation_data is not None:
             if validation_split:
                 raise InputError("give validation_split or validation_data, not both")
-            if isinstance(validation_data, (tuple, list, Dataset)) and not is_batch_stream(validation_data):
-                val = _as_xy(*_pair(validation_data), "validation_data", tokens=self._takes_tokens())
+            val_found = from_torch(validation_data, where="validation_data")
+            if val_found is not None:
+                val = _as_xy(val_found.x, val_found.y, "validation_data", tokens=tokens)
+                x_val, y_val = val.x, val.y
+            elif is_batch_stream(validation_data):
+                val_stream = as_source(validation_data, steps_per_epoch=validation_steps, num_epochs=1,
+                                       where="validation_data", tokens=tokens)
             else:
-                gathered = self._gathered(validation_data, None, "validation_data",
-                                          steps_per_epoch=validation_steps, num_epochs=1)
-                val = _as_xy(gathered.x, gathered.y, "validation_data", tokens=self._takes_tokens())
-            x_val, y_val = val.x, val.y
+                val = _as_xy(*_pair(validation_data), "validation_data", tokens=tokens)
+                x_val, y_val = val.x, val.y
         elif validation_split:
             rows = torch.arange(xt.shape[0]).unsqueeze(1)
             train_rows, yt, val_rows, y_val = split_validation(rows, yt, fraction=validation_split,
-                                                               stratify=stratify, seed=seed or 0)
+                                                               stratify=stratify, seed=split_seed)
             xt, x_val = xt[train_rows[:, 0]], xt[val_rows[:, 0]]
             weights = weights[train_rows[:, 0]] if weights is not None else None
         if class_weight is not None:
             weights = engine.config.class_weights_to_sample_weights(yt, class_weight, weights)
         if scaling is not None:
+            if val_stream is not None:
+                raise InputError("fit: scaling applies to arrays; validation_data given in batches is used as "
+                                 "given. Scale the batches in the Dataset, or pass validation arrays.")
             self.scaler = make_scaler(scaling, source="scaling")
             if self.scaler is not None:
                 self.scaler.fit(xt)
         xt = self._scale(xt)
         x_val = self._scale(x_val) if x_val is not None else None
-        check.int_at_least("fit: initial_epoch", initial_epoch, 0)
-        config = engine.LoopConfig(batch_size=batch_size or 32, num_epochs=epochs, shuffle=shuffle,
-                                   seed=seed, device=device, verbose=_verbosity(verbose),
-                                   initial_epoch=initial_epoch)
-        history = engine.train(self, engine.TrainData(xt, yt, x_val, y_val, sample_weight=weights), technique, config,
-                               callbacks=as_callback_list(callbacks))
+        if steps_per_epoch is not None or val_stream is not None:
+            # Keras 3: with steps_per_epoch and no batch_size, one pass over the arrays takes steps_per_epoch
+            # batches; the batches continue across epochs, and a new (reshuffled) pass begins when one ends.
+            if batch_size is None and steps_per_epoch is not None:
+                check.int_at_least("fit: steps_per_epoch", steps_per_epoch, 1)
+                batch_size = math.ceil(xt.shape[0] / steps_per_epoch)
+            config = dataclasses.replace(config, batch_size=batch_size or 32)
+            arrays = engine.TensorBatches(xt, yt, batch_size=config.batch_size, shuffle=shuffle, seed=seed,
+                                        sample_weight=weights)
+            if val_stream is None and x_val is not None and y_val is not None:
+                val_stream = engine.BatchSource(engine.TensorBatches(
+                    x_val, y_val, batch_size=max(config.batch_size, 1024), shuffle=False, seed=seed),
+                    where="validation_data", tokens=tokens)
+            stream = engine.StreamData(engine.BatchSource(arrays, steps_per_epoch=steps_per_epoch, where="fit",
+                                                          tokens=tokens), val_stream)
+            return self._train(stream, technique, config, callbacks)
+        config = dataclasses.replace(config, batch_size=batch_size or 32, shuffle=shuffle)
+        return self._train(engine.TrainData(xt, yt, x_val, y_val, sample_weight=weights), technique, config,
+                           callbacks)
+
+    def _train(self, data: engine.TrainData | engine.StreamData, technique: engine.Technique,
+               config: engine.LoopConfig, callbacks: Callback | Sequence[Callback] | None) -> History:
+        history = engine.train(self, data, technique, config, callbacks=as_callback_list(callbacks))
         history.params["scaling"] = _scaling_note(self.scaler, entry="Sequential.fit", default=False)
         if config.verbose:
             print(f"Scaling: {history.params['scaling']}")
         return history
 
-    def _gathered(self, x: Any, y: Any, where: str, *, steps_per_epoch: int | None,
-                  num_epochs: int) -> Gathered:
-        if y is None:
-            found = from_torch(x, where=where)
-            if found is not None:
-                return found
-            if is_batch_stream(x):
-                gathered = gather(x, steps_per_epoch=steps_per_epoch, num_epochs=num_epochs, where=where)
-                if gathered.shuffle is None:
-                    gathered = Gathered(gathered.x, gathered.y, gathered.batch_size, False)
-                return gathered
-        if steps_per_epoch is not None:
-            raise InputError(f"{where}: steps_per_epoch/validation_steps/steps apply to data given in batches "
-                             "(a generator, a list of (x, y) batches, a DataLoader); with arrays, every sample is "
-                             "used each epoch")
-        return Gathered(x, y)
+    def _fit_stream(self, x: Any, technique: engine.Technique, config: engine.LoopConfig, *,
+                    batch_size: int | None, steps_per_epoch: int | None, validation_split: float,
+                    validation_data: Any, validation_steps: int | None, scaling: Any, sample_weight: Any,
+                    class_weight: dict[int, float] | None,
+                    callbacks: Callback | Sequence[Callback] | None) -> History:
+        """fit on batches read while training (a DataLoader, a torch Dataset, a generator): see trainlab.batches."""
+        tokens = self._takes_tokens()
+        if validation_split:
+            raise InputError("fit: validation_split takes the last samples of arrays; data given in batches "
+                             "has no last samples to take. Pass validation_data (arrays or batches) instead.")
+        if sample_weight is not None:
+            raise InputError("fit: with data given in batches, give the weights in the batches, as "
+                             "(x, y, sample_weight); sample_weight= is for arrays.")
+        if scaling is not None or self.scaler is not None:
+            raise InputError("fit: scaling applies to arrays; batches are used as given (as Keras does). "
+                             "Scale inside the Dataset or generator, or add a Normalization step to the model.")
+        source = as_source(x, steps_per_epoch=steps_per_epoch, num_epochs=config.num_epochs - config.initial_epoch,
+                           where="fit", batch_size=batch_size, shuffle=config.shuffle, tokens=tokens)
+        validation = None
+        if validation_data is not None:
+            val_found = from_torch(validation_data, where="validation_data")
+            if val_found is not None or not is_batch_stream(validation_data):
+                val = (_as_xy(val_found.x, val_found.y, "validation_data", tokens=tokens) if val_found is not None
+                       else _as_xy(*_pair(validation_data), "validation_data", tokens=tokens))
+                validation = engine.BatchSource(engine.TensorBatches(
+                    val.x, val.y, batch_size=max(batch_size or 32, 1024), shuffle=False, seed=0),
+                    steps_per_epoch=validation_steps, where="validation_data", tokens=tokens)
+            else:
+                validation = as_source(validation_data, steps_per_epoch=validation_steps, num_epochs=1,
+                                       where="validation_data", tokens=tokens)
+        return self._train(engine.StreamData(source, validation, class_weight), technique, config, callbacks)
 
     def _takes_tokens(self) -> bool:
         return bool(self.layers) and isinstance(self.layers[0], Embedding)
@@ -363,7 +421,14 @@ class Sequential(nn.Module):
         ``(x, y)``: `steps` of them, or until it ends).
         """
         technique = self._technique()
-        gathered = self._gathered(x, y, "evaluate", steps_per_epoch=steps, num_epochs=1)
+        gathered = from_torch(x, where="evaluate") if y is None else None
+        if gathered is None and y is None and is_batch_stream(x):
+            return self._evaluate_stream(x, technique, batch_size=batch_size, steps=steps,
+                                         sample_weight=sample_weight, return_dict=return_dict)
+        if steps is not None:
+            raise InputError("evaluate: steps applies to data given in batches (a generator, a list of (x, y) "
+                             "batches, a DataLoader); with arrays, every sample is evaluated")
+        gathered = gathered or Gathered(x, y)
         data = _as_xy(gathered.x, gathered.y, "evaluate", tokens=self._takes_tokens())
         device = _device_of(self)
         xs = self._scale(data.x.to(device))
@@ -383,6 +448,30 @@ class Sequential(nn.Module):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    def _evaluate_stream(self, x: Any, technique: engine.Technique, *, batch_size: int | None,
+                         steps: int | None, sample_weight: Any, return_dict: bool) -> Any:
+        if sample_weight is not None:
+            raise InputError("evaluate: with data given in batches, give the weights in the batches, as "
+                             "(x, y, sample_weight); sample_weight= is for arrays.")
+        source = as_source(x, steps_per_epoch=steps, num_epochs=1, where="evaluate", batch_size=batch_size,
+                           tokens=self._takes_tokens())
+        device = _device_of(self)
+        first = source.peek()
+        if first[1] is None:
+            raise InputError("evaluate: the batches must hold targets, (x, y) or (x, y, sample_weight)")
+        xs = self._scale(first[0].to(device))
+        out = engine.probe_outputs(self, xs)
+        num_outputs = out.shape[-1] if out.dim() > 1 else 1
+        loss_fn, forward, from_logits = engine.resolve_loss(self, technique, first[1], num_outputs)
+        metrics = engine._metrics(technique.metrics, loss_fn, num_outputs)
+        logs = engine.source.evaluate_stream(self, lambda xb: forward(self._scale(xb)), loss_fn, metrics,
+                                             source.epoch(), num_outputs=num_outputs, from_logits=from_logits,
+                                             device=device)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", *,
                 steps: int | None = None) -> np.ndarray:
         """The model's outputs on x as a NumPy array (scaling applied, eval mode).
@@ -390,8 +479,17 @@ class Sequential(nn.Module):
         `x` may also be batches (a DataLoader, a TensorDataset, a generator of
         ``x`` or ``(x, y)``: `steps` of them, or until it ends).
         """
-        if not isinstance(x, (np.ndarray, Tensor, Dataset)):
-            x = self._gathered(x, None, "predict", steps_per_epoch=steps, num_epochs=1).x
+        found = from_torch(x, where="predict")
+        if found is not None:
+            x = found.x
+        elif is_batch_stream(x):
+            source = as_source(x, steps_per_epoch=steps, num_epochs=1, where="predict", batch_size=batch_size,
+                               tokens=self._takes_tokens())
+            return engine.source.predict_stream(self, source.epoch(), device=_device_of(self),
+                                                transform=self._scale).numpy()
+        elif steps is not None:
+            raise InputError("predict: steps applies to data given in batches (a generator, a DataLoader); "
+                             "with arrays, every sample is predicted")
         tensor = _as_x(x, tokens=self._takes_tokens())
         xs = self._scale(tensor.to(_device_of(self)))
         if not self.built:

@@ -71,9 +71,9 @@ class ProgressBar(Callback):
             print(f"Epoch {epoch + 1}/{self.run.num_epochs}", file=self._out(), flush=True)
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batches = batch + 1
         if self.verbose != 1 or not self._live():
             return
-        self._batches = batch + 1
         loss, size = (logs or {}).get("loss"), int((logs or {}).get("size", 1))
         if loss is not None:
             # The running mean of the epoch so far, as Keras shows; summed on the device.
@@ -99,7 +99,7 @@ class ProgressBar(Callback):
             return
         if self.verbose != 1:
             return
-        steps = self.run.steps_per_epoch
+        steps = self.run.steps_per_epoch or self._batches
         line = self._bar_line(steps, now) + (f" - {text}" if text else "")
         wrapped = _wrap(line, self._columns())
         if self._live() and self._batches:
@@ -108,6 +108,9 @@ class ProgressBar(Callback):
         print(wrapped, file=self._out(), flush=True)
 
     def _bar_line(self, done: int, now: float) -> str:
+        if self.run.steps_per_epoch <= 0:  # streamed data of unknown length (a generator's first pass), as Keras
+            elapsed = now - self._epoch_start
+            return f"{done}/Unknown {elapsed:.0f}s {elapsed / max(done, 1) * 1000:.0f}ms/step"
         steps = max(self.run.steps_per_epoch, 1)
         filled = round(BAR_WIDTH * min(done, steps) / steps)
         bar = "━" * filled + ("─" * (BAR_WIDTH - filled))

@@ -10,6 +10,7 @@
     plan        which executor runs which members, decided from the model, the members and the device
     evaluate    evaluate / predict for one model or K members
     streams     counter-based random streams for random layers
+    source      streamed batches (DataLoader, generator): Keras's epoch semantics, exact resume
 """
 
 from trainlab.engine.config import (
@@ -38,6 +39,7 @@ from trainlab.engine.evaluate import (
     predict_tensors,
     targets,
 )
+from trainlab.engine.source import BatchSource, StreamData, TensorBatches
 
 # Names other modules of trainlab used before the loop became a package.
 _targets = targets
@@ -48,4 +50,5 @@ __all__ = [
     "BatchTransform", "ClipGradNorm", "ClipGradValue", "GradientHook", "LoopConfig", "Technique", "TrainData",
     "auto_loss", "evaluate_tensors", "output_activation", "predict_members", "predict_tensors", "probe_outputs",
     "resolve_device", "resolve_loss", "train",
+    "BatchSource", "StreamData", "TensorBatches",
 ]

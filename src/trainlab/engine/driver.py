@@ -54,6 +54,7 @@ from trainlab.callbacks import Callback, CallbackList, History, ProgressBar, Run
 from trainlab.checkpoint import RESUME_KEYS, STATE_FILE, load_state, save_state
 from trainlab.engine.config import LoopConfig, Technique, TrainData, check_weights
 from trainlab.engine.evaluate import make_metrics, targets
+from trainlab.engine.source import StreamData, train_stream
 from trainlab.engine.state import MemberState, copy_state, restore, snapshot
 from trainlab.engine.step import Step
 from trainlab.errors import InputError
@@ -184,9 +185,14 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def train(model: nn.Module, data: TrainData, technique: Technique, config: LoopConfig, *,
+def train(model: nn.Module, data: TrainData | StreamData, technique: Technique, config: LoopConfig, *,
           callbacks: Sequence[Callback] = ()) -> History:
-    """Train `model` in place on `data`; return the History (per-epoch logs, seed, stop reason)."""
+    """Train `model` in place on `data`; return the History (per-epoch logs, seed, stop reason).
+
+    `StreamData` (batches read while training) goes through `trainlab.engine.source`.
+    """
+    if isinstance(data, StreamData):
+        return train_stream(model, data, technique, config, callbacks=callbacks)
     device = resolve_device(config.device)
     seed = config.seed if config.seed is not None else secrets.randbits(31)
     check_data(data)

@@ -86,6 +86,11 @@ class SoloStep:
             xb, yb = self.x[start:start + batch_size], self.y[start:start + batch_size]
             if weights is not None:
                 wb = weights[start:start + batch_size]
+        return self.train_batch(xb, yb, wb)
+
+    def train_batch(self, xb: Tensor, yb: Tensor, wb: Tensor | None) -> dict[int, tuple[Tensor, int]]:
+        """Transforms, forward, loss, backward, gradient hooks and update on one batch already on the device."""
+        member = self.member
         metric_y = yb
         if self.transforms:
             xb, yb = apply_transforms(self.transforms, xb, yb, member.seed, member.step)
