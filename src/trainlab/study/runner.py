@@ -17,7 +17,7 @@ study (the file changed since) is an error rather than silently reused.
 Runs that share data, architecture and batch size form a group, trained by
 `train_group`: runs whose layers differ only in strengths (dropout rates,
 L1/L2 penalties, initializers) and whose recipes differ only in seed,
-optimizer, schedule or early stopping are members of one pass of the engine
+optimizer, schedule, early stopping or the loss's label smoothing are members of one pass of the engine
 (`trainlab.stacked.fit_members`, which stacks them where the plan says it pays
 and otherwise trains them one at a time with the same results); each member
 ends where `trainlab fit` of its spec.toml ends, to float32 rounding.
@@ -142,7 +142,7 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
     """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
 
     Runs whose recipes differ only in what a stacked member may change (seed,
-    optimizer, schedule, early stopping) train together through
+    optimizer, schedule, early stopping, the loss's label smoothing) train together through
     `trainlab.stacked.fit_members`, which stacks them when that is faster
     (``stack="auto"``) and otherwise trains them one at a time with the same
     results; the others train one after another through `trainlab.fit`.
@@ -174,10 +174,25 @@ def _stackable_subgroups(members: Sequence[PlannedRun]) -> list[list[PlannedRun]
     groups: dict[str, list[PlannedRun]] = {}
     for run in members:
         shared = {k: v for k, v in run.spec_dict["recipe"].items() if k not in _MEMBER_FIELDS}
+        # The loss's label smoothing is a member's own too (the stacked loss smooths per member).
+        shared["loss"] = _loss_without_smoothing(shared.get("loss"))
         # A stratified split depends on the seed, so those runs do not share their data.
         key = json.dumps([shared, run.spec.data.stratify and run.spec.recipe.seed], sort_keys=True, default=str)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
+
+
+def _loss_without_smoothing(loss: Any) -> Any:
+    """A recipe's loss spec as a table without its label smoothing (the same loss for a name or a table)."""
+    if isinstance(loss, str):
+        return {"name": loss}
+    if isinstance(loss, dict):
+        return {k: v for k, v in loss.items() if k != "label_smoothing"}
+    return loss
+
+
+def _label_smoothing(loss: Any) -> float:
+    return float(loss.get("label_smoothing", 0.0)) if isinstance(loss, dict) else 0.0
 
 
 def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
@@ -191,7 +206,9 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
     prepared = prepare(dataset, validation_split=first.data.validation_split, stratify=first.data.stratify,
                        scaling=first.data.scaling, seed=recipe.seed)
     configs = []
-    for run in runs:
+    smoothing = [_label_smoothing(run.spec_dict["recipe"].get("loss")) for run in runs]
+    per_member = len(set(smoothing)) > 1
+    for run, member_smoothing in zip(runs, smoothing):
         told.run_begin(run)
         r = run.spec.recipe
         recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
@@ -199,7 +216,8 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
         configs.append(MemberConfig(
             seed=r.seed, optimizer=r.optimizer, schedule=r.schedule, callbacks=(recorder,),
             early_stopping=r.early_stopping.model_dump() if r.early_stopping is not None else None,
-            model=None if same_layers else Sequential(run.spec.model.layers, name=run.spec.name)))
+            model=None if same_layers else Sequential(run.spec.model.layers, name=run.spec.name),
+            label_smoothing=member_smoothing if per_member else None))
     metrics = recipe.metrics if recipe.metrics is not None else (
         ["accuracy"] if dataset.task == "classification" else ["mae"])
     # Augmentation, input noise, mixup and cutmix are equal across the group (they are not member fields).
