@@ -167,6 +167,19 @@ class LayerStackForward(StackedForward):
 
         if keys is None:
             return torch.nn.functional.dropout(h, layer.rate, True) if layer.rate > 0 else h
+        if rates is not None and rates.device.type == "cpu":
+            # Members at rate 0 (runs without this Dropout, stacked with runs that have it) pass
+            # their input through: their masks are not drawn (the hash costs as much as a product).
+            on = rates > 0
+            if not bool(on.all()):
+                rows = on.nonzero().squeeze(1)
+                if rows.numel() == 0:
+                    return h
+                dropped = streams.dropout(h.index_select(0, rows), rates.index_select(0, rows),
+                                          keys.view(-1, 1).index_select(0, rows))
+                # In h's own memory layout, as the full-stack dropout returns it (the next product's
+                # rounding depends on its operands' layout).
+                return h.clone().index_copy_(0, rows, dropped)
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
 
