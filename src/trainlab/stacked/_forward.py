@@ -175,11 +175,10 @@ class LayerStackForward(StackedForward):
                 rows = on.nonzero().squeeze(1)
                 if rows.numel() == 0:
                     return h
-                dropped = streams.dropout(h.index_select(0, rows), rates.index_select(0, rows),
-                                          keys.view(-1, 1).index_select(0, rows))
-                # In h's own memory layout, as the full-stack dropout returns it (the next product's
-                # rounding depends on its operands' layout).
-                return h.clone().index_copy_(0, rows, dropped)
+                factors = torch.ones(h.shape, dtype=h.dtype, device=h.device)
+                factors[rows] = streams.keep_scale(keys.view(-1, 1).index_select(0, rows), rates.index_select(0, rows),
+                                                   tuple(h.shape[1:]), dtype=h.dtype)
+                return h * factors  # x * 1 = x exactly; the others as `streams.dropout` computes them
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
 
