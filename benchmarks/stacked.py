@@ -198,8 +198,9 @@ def main() -> None:
         r5 = regularization_study(rounds, args.study_epochs // (scale if args.quick else 1))
     print()
     print(f"summary: iris sweep {r1:.1f}x faster (target >= 10x), digits sweep {r2:.2f}x faster (target >= 1.5x), "
-          f"5-fold CV {1 / r3:.2f}x one fit (target <= 1.6x), auto {'never' if all(checks) else 'sometimes'} "
-          f"picked the slower path, regularization study {r5:.2f}x faster stacked (target >= 2x)")
+          f"5-fold CV {1 / r3:.2f}x one fit (target <= 1.6x), auto "
+          f"{'not checked' if not checks else 'never picked' if all(checks) else 'sometimes picked'} "
+          f"the slower path, regularization study {r5:.2f}x faster stacked (target >= 2x)")
 
 
 def regularization_study(rounds: int, epochs: int) -> float:
