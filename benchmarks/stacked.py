@@ -16,7 +16,9 @@ rounds of the per-round ratio, so that machine noise hits both sides alike:
    batch norm and early stopping, 3 seeds each), its groups trained through
    `trainlab.study.runner.train_group` with ``stack="auto"`` against
    ``stack="off"`` (one run at a time): one-at-a-time / stacked. Runs whose
-   layers differ only in strengths (L2, L1) share a stack with the plain runs.
+   layers differ only in strengths (L2, L1, dropout: the runs without Dropout
+   take rate-0 Dropout layers) share a stack with the plain and early-stopping
+   runs; batch norm is a stack of its own.
 
 Both paths go through `trainlab.stacked.fit_members` (``stack="on"`` and
 ``stack="off"``; "off" calls `trainlab.engine.train` once per member), with
@@ -116,6 +118,8 @@ def main() -> None:
     parser.add_argument("--study-epochs", type=int, default=60,
                         help="epochs of each run of figure 5 (the study's own 60 by default)")
     parser.add_argument("--only-study", action="store_true", help="measure figure 5 only")
+    parser.add_argument("--figures", default="1,2,3,4,5",
+                        help="the figures to measure, e.g. 1,3,5 (4 needs the figures it checks)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads for both paths (default: torch's own setting)")
     args = parser.parse_args()
@@ -128,6 +132,9 @@ def main() -> None:
         regularization_study(rounds, args.study_epochs)
         return
 
+    wanted = {int(f) for f in args.figures.split(",")}
+    nan = float("nan")
+    r1 = s1 = o1 = r2 = s2 = o2 = r3 = s3 = o3 = o3_seq = r5 = nan
     x, y = standardized("iris")
     xt, yt, xv, yv = split_validation(x, y, fraction=0.2)
     iris = TrainData(xt, yt, xv, yv)
@@ -138,8 +145,9 @@ def main() -> None:
         return fit_members(iris_model(), sweep, iris, metrics=["accuracy"], batch_size=16, num_epochs=epochs,
                            device="cpu", stack=stack)
 
-    r1, s1, o1 = compare("1. iris 4-16-3 lr sweep, 32 members", lambda: iris_run("on"), lambda: iris_run("off"),
-                         rounds, "one-at-a-time")
+    if 1 in wanted:
+        r1, s1, o1 = compare("1. iris 4-16-3 lr sweep, 32 members", lambda: iris_run("on"),
+                             lambda: iris_run("off"), rounds, "one-at-a-time")
 
     xd, yd = standardized("digits")
     xt, yt, xv, yv = split_validation(xd, yd, fraction=0.2)
@@ -150,8 +158,9 @@ def main() -> None:
         return fit_members(digits_model(), sweep, digits, metrics=["accuracy"], batch_size=32,
                            num_epochs=digit_epochs, device="cpu", stack=stack)
 
-    r2, s2, o2 = compare("2. digits 64-256-256-10 lr sweep, 32 members", lambda: digits_run("on"),
-                         lambda: digits_run("off"), rounds, "one-at-a-time")
+    if 2 in wanted:
+        r2, s2, o2 = compare("2. digits 64-256-256-10 lr sweep, 32 members", lambda: digits_run("on"),
+                             lambda: digits_run("off"), rounds, "one-at-a-time")
 
     folds = np.array_split(np.arange(x.shape[0]), 5)
     cv_members = [MemberConfig(seed=0, optimizer="adam", val_indices=fold,
@@ -167,21 +176,31 @@ def main() -> None:
         return train(iris_model(), iris, technique, LoopConfig(batch_size=16, num_epochs=epochs, seed=0,
                                                                  device="cpu"))
 
-    r3, s3, o3 = compare("3. iris 5-fold CV stacked vs one plain fit", lambda: cv_run("on"), one_fit, rounds,
-                         "one fit")
-    _, _, o3_seq = compare("   (iris 5-fold CV one-at-a-time, for auto)", lambda: cv_run("on"),
-                           lambda: cv_run("off"), rounds, "one-at-a-time")
+    if 3 in wanted:
+        r3, s3, o3 = compare("3. iris 5-fold CV stacked vs one plain fit", lambda: cv_run("on"), one_fit, rounds,
+                             "one fit")
+    if 3 in wanted and 4 in wanted:
+        _, _, o3_seq = compare("   (iris 5-fold CV one-at-a-time, for auto)", lambda: cv_run("on"),
+                               lambda: cv_run("off"), rounds, "one-at-a-time")
 
-    print()
-    checks = [auto_check("4. auto on workload 1", lambda: iris_run("auto"), s1, o1, rounds, s1 < o1),
-              auto_check("   auto on workload 2", lambda: digits_run("auto"), s2, o2, rounds, s2 < o2),
-              auto_check("   auto on workload 3", lambda: cv_run("auto"), s3, o3_seq, rounds, s3 < o3_seq)]
-    print()
-    r5 = regularization_study(rounds, args.study_epochs // (scale if args.quick else 1))
+    checks = []
+    if 4 in wanted:
+        print()
+        if 1 in wanted:
+            checks.append(auto_check("4. auto on workload 1", lambda: iris_run("auto"), s1, o1, rounds, s1 < o1))
+        if 2 in wanted:
+            checks.append(auto_check("   auto on workload 2", lambda: digits_run("auto"), s2, o2, rounds, s2 < o2))
+        if 3 in wanted:
+            checks.append(auto_check("   auto on workload 3", lambda: cv_run("auto"), s3, o3_seq, rounds,
+                                     s3 < o3_seq))
+    if 5 in wanted:
+        print()
+        r5 = regularization_study(rounds, args.study_epochs // (scale if args.quick else 1))
     print()
     print(f"summary: iris sweep {r1:.1f}x faster (target >= 10x), digits sweep {r2:.2f}x faster (target >= 1.5x), "
-          f"5-fold CV {1 / r3:.2f}x one fit (target <= 1.6x), auto {'never' if all(checks) else 'sometimes'} "
-          f"picked the slower path, regularization study {r5:.2f}x faster stacked (target >= 2x)")
+          f"5-fold CV {1 / r3:.2f}x one fit (target <= 1.6x), auto "
+          f"{'not checked' if not checks else 'never picked' if all(checks) else 'sometimes picked'} "
+          f"the slower path, regularization study {r5:.2f}x faster stacked (target >= 2x)")
 
 
 def regularization_study(rounds: int, epochs: int) -> float:

@@ -322,3 +322,21 @@ def test_optimizer_rejects_a_foreign_built_optimizer_and_a_factory_that_returns_
         optimizer(lambda params: "adam", [w])
     with pytest.raises(InputTypeError, match="optimizer must be a name"):
         optimizer(3, [w])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_each_registered_optimizer_has_a_stacked_form_that_matches_what_it_builds(name):
+    # The capability the stacked path asks for: the torch class the entry builds, and the per-element
+    # state it keeps (counted after one step: tensors shaped like the parameter).
+    from trainlab.optimizers import StackedForm, stacked_form
+
+    form = OPTIMIZERS.entry(name).capabilities["stacked"]
+    assert isinstance(form, StackedForm)
+    w = torch.nn.Parameter(torch.ones(5))
+    built = optimizer(name, [w])
+    assert type(built) is form.torch_class and stacked_form(built) is not None
+    assert stacked_form(built).weight_decay == form.weight_decay
+    w.grad = torch.full((5,), 0.5)
+    built.step()
+    per_element = [v for v in built.state[w].values() if torch.is_tensor(v) and v.shape == w.shape]
+    assert form.state_slots(built.param_groups[0]) == len(per_element)

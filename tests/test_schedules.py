@@ -366,3 +366,33 @@ def test_every_schedule_gives_a_finite_nonnegative_multiplier_over_the_run(name,
     again.load_state_dict(s.state_dict())
     assert again(total - 1) == s(total - 1)
     assert again.state_dict() == s.state_dict()
+
+
+@pytest.mark.parametrize("settings, values", [
+    ({"patience": 1}, [float("nan"), 1.0, 0.5, 0.4]),
+    ({"patience": 2, "cooldown": 1}, [1.0, 1.1, 1.2, 1.3, 0.9, 1.0, 1.0, 1.0, 1.0]),
+    ({"patience": 0, "min_delta": 0.1}, [1.0, 0.95, 0.8, 0.79, 0.5]),
+    ({"patience": 1, "mode": "max"}, [0.5, 0.4, 0.6, 0.6, 0.6]),
+])
+def test_plateau_schedule_and_callback_make_the_same_decisions(settings, values):
+    """One plateau rule: the schedule's multiplier follows ReduceLROnPlateau's lr / base lr epoch for epoch."""
+    from trainlab.callbacks import CallbackList, RunState
+    from trainlab.callbacks.lr import PlateauRule, ReduceLROnPlateau
+
+    s = schedule({"name": "plateau", "monitor": "val_loss", "factor": 0.5, **settings},
+                 steps_per_epoch=1, num_epochs=len(values))
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    callback = ReduceLROnPlateau(monitor="val_loss", factor=0.5, **settings)
+    assert isinstance(callback.rule, PlateauRule) and isinstance(s.rule, PlateauRule)
+    run = RunState(model=model, num_epochs=len(values), steps_per_epoch=1, optimizer=optimizer)
+    callbacks = CallbackList([callback], model=model, run=run, params={})
+    callbacks.on_train_begin()
+    multipliers, lrs = [], []
+    for epoch, value in enumerate(values):
+        s.on_epoch_end(epoch, {"val_loss": value})
+        callbacks.on_epoch_end(epoch, {"val_loss": value})
+        multipliers.append(s(epoch + 1))
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert multipliers == lrs
+    assert len(set(lrs)) > 1  # each case reduces at least once

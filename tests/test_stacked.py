@@ -437,3 +437,31 @@ def test_model_changes_that_need_trainlab_layers_say_so():
         fit_members(built, [MemberConfig(kernel_initializer="he_normal")], DATA, device="cpu")
     with pytest.raises(InputError, match="l2 change.* but the model is a Sequential"):
         fit_members(nn.Sequential(nn.Linear(4, 3)), [MemberConfig(l2=0.1)], DATA, device="cpu")
+
+
+class _OwnAdam(torch.optim.Adam):
+    """A user's torch optimizer: Adam's update, but a class the optimizer registry does not know."""
+
+
+def test_an_optimizer_stacks_only_when_its_registry_entry_gives_a_stacked_form(monkeypatch):
+    from trainlab.optimizers import OPTIMIZERS as REGISTRY
+    from trainlab.optimizers import StackedForm
+    from trainlab.registry import Entry
+
+    members = [MemberConfig(seed=k, optimizer=lambda params: _OwnAdam(params, lr=0.01)) for k in range(3)]
+    unknown = fit_members(mlp(), members, DATA, batch_size=8, num_epochs=2, device="cpu")
+    for history in unknown:
+        assert history.params["stacked"] is False and history.params["executor"] == "solo"
+        assert "_OwnAdam has no stacked form" in history.params["plan_reason"]
+    with pytest.raises(InputError, match="_OwnAdam has no stacked form"):
+        fit_members(mlp(), members, DATA, batch_size=8, num_epochs=1, device="cpu", stack="on")
+
+    # The same class, registered with the capability, stacks and gives the same members.
+    form = StackedForm(_OwnAdam, state_slots=lambda group: 2)
+    monkeypatch.setitem(REGISTRY._entries, "own_adam",
+                        Entry("own_adam", "optimizer", _OwnAdam, "Adam under another name", "",
+                              {"stacked": form}))
+    known = fit_members(mlp(), members, DATA, batch_size=8, num_epochs=2, device="cpu")
+    for a, b in zip(known, unknown):
+        assert a.params["stacked"] is True and a.params["executor"] == "stacked"
+        assert relative(a.model, b.model) < 1e-5

@@ -209,3 +209,52 @@ def test_killing_the_study_process_midway_then_resume_trains_only_the_missing_ru
     assert sorted(result.reused) == done
     assert sorted(result.trained) == sorted(set(r.run_id for r in study.runs) - set(done))
     assert len(result.comparison.cases) == 8
+
+
+def test_runs_that_differ_only_in_label_smoothing_stack_and_equal_lone_fits(tmp_path):
+    # The loss's label smoothing is a member's own: both cases share one stacked pass (per-member
+    # smoothing in the stacked loss), and each run equals its lone fit over 20 steps (2 epochs of 10).
+    spec = tiny("smoothing", seeds=1)
+    spec["recipe"].update(loss="sparse_categorical_crossentropy", batch_size=12)
+    spec["study"] = {"seeds": 1, "case": [
+        {"name": "none"},
+        {"name": "smoothed", "recipe.loss": {"name": "sparse_categorical_crossentropy", "label_smoothing": 0.2}}]}
+    study = parse_study(spec)
+    run_study(study, runs_dir=tmp_path, report=False)
+    weights = []
+    for run in study.runs:
+        result = json.loads((tmp_path / "smoothing" / run.run_id / "result.json").read_text())
+        assert result["seconds_shared_by"] == 2 and result["steps_per_epoch"] == 10
+        saved = trainlab.load(tmp_path / "smoothing" / run.run_id)
+        model = trainlab.Sequential(run.spec.model.layers)
+        trainlab.fit(model, "iris", run.spec.recipe, validation_split=0.2)
+        for key, value in model.state_dict().items():
+            other = saved.state_dict()[key]
+            assert ((other - value).norm() / value.norm()).item() < 1e-5, key
+        weights.append(model.state_dict()["layers.0.weight"])
+    assert not torch.allclose(weights[0], weights[1])  # the smoothing is applied
+
+
+def test_runs_with_and_without_dropout_share_a_stack_and_equal_lone_fits(tmp_path):
+    # A run without Dropout trains as one with rate-0 Dropout layers in the same places (which pass
+    # their input through), so the dropout, L2 and plain runs are members of one stacked pass; each
+    # run's saved model has its own spec's layers and equals its lone fit.
+    spec = tiny("regularized", seeds=1)
+    spec["recipe"].update(batch_size=12)
+    dense = {"type": "Dense", "units": 8, "activation": "relu"}
+    spec["study"] = {"seeds": 1, "case": [
+        {"name": "none"},
+        {"name": "dropout", "model.layers": [dense, {"type": "Dropout", "rate": 0.4},
+                                             {"type": "Dense", "units": 3, "activation": "softmax"}]},
+        {"name": "L2", "layers.kernel_regularizer": {"name": "l2", "l2": 1e-2}}]}
+    study = parse_study(spec)
+    run_study(study, runs_dir=tmp_path, report=False)
+    for run in study.runs:
+        result = json.loads((tmp_path / "regularized" / run.run_id / "result.json").read_text())
+        assert result["seconds_shared_by"] == 3
+        saved = trainlab.load(tmp_path / "regularized" / run.run_id)
+        model = trainlab.Sequential(run.spec.model.layers)
+        trainlab.fit(model, "iris", run.spec.recipe, validation_split=0.2)
+        assert saved.state_dict().keys() == model.state_dict().keys()
+        for key, value in model.state_dict().items():
+            assert ((saved.state_dict()[key] - value).norm() / value.norm()).item() < 1e-5, (run.run_id, key)

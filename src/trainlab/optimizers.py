@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import torch
 
@@ -48,7 +49,9 @@ from trainlab.registry import Registry
 
 __all__ = [
     "OPTIMIZERS",
+    "StackedForm",
     "optimizer",
+    "stacked_form",
     "sgd",
     "momentum",
     "nesterov",
@@ -72,6 +75,80 @@ __all__ = [
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
 
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StackedForm:
+    """An optimizer's stackable form: the capability ``"stacked"`` of its registry entry.
+
+    K members that use such an optimizer take their steps together
+    (`trainlab.stacked`): torch's own `torch_class`, built with ``lr=1`` and
+    ``weight_decay=0`` over the members' rows, writes each member's update
+    direction D (its state kept per row); the loop then applies
+    ``p <- p - lr_k * D`` with each member's lr and weight decay. That is exact
+    for an optimizer whose update is lr times a direction that depends on the
+    gradients and its state but not on lr (SGD and its momenta, Adagrad,
+    Adadelta, RMSprop, Adam, AdamW, NAdam). An optimizer whose entry has no such
+    form (any other torch optimizer, a user's own class) trains solo.
+
+    Attributes:
+        torch_class: the torch optimizer the entry builds; a built optimizer has this
+            form when its type is exactly this class.
+        weight_decay: "coupled" (L2 in the gradient: g + wd * p) or "decoupled"
+            (p <- p * (1 - lr * wd) before the step, as AdamW).
+        state_slots: numbers of state kept per parameter, from the settings of the
+            optimizer's parameter group (for the memory estimate of a stack).
+        functional: the name of torch's functional form of the step ("adam" or "sgd"),
+            which a stack may call with its lists bound once; None for ``step()``.
+    """
+
+    torch_class: type[torch.optim.Optimizer]
+    state_slots: Callable[[Mapping[str, Any]], int]
+    weight_decay: Literal["coupled", "decoupled"] = "coupled"
+    functional: Literal["adam", "sgd"] | None = None
+
+
+def stacked_form(built: torch.optim.Optimizer | None) -> StackedForm | None:
+    """The stackable form the optimizer registry gives `built`'s class, or None.
+
+    Asked by type, exactly: a subclass may change the step, so it has no form
+    unless it is registered with one.
+
+    Example:
+        >>> import torch
+        >>> w = [torch.nn.Parameter(torch.zeros(2))]
+        >>> stacked_form(optimizer("adamw", w)).weight_decay
+        'decoupled'
+        >>> stacked_form(torch.optim.Adamax(w)) is None
+        True
+    """
+    if built is None:
+        return None
+    for entry in OPTIMIZERS.describe():
+        form = entry.capabilities.get("stacked")
+        if isinstance(form, StackedForm) and type(built) is form.torch_class:
+            return form
+    return None
+
+
+def _momentum_slots(group: Mapping[str, Any]) -> int:
+    return 1 if group.get("momentum", 0) else 0
+
+
+def _one_slot(group: Mapping[str, Any]) -> int:
+    return 1
+
+
+def _two_slots(group: Mapping[str, Any]) -> int:
+    return 2
+
+
+def _rmsprop_slots(group: Mapping[str, Any]) -> int:
+    return 1 + bool(group.get("momentum")) + bool(group.get("centered"))
+
+
+def _adam_slots(group: Mapping[str, Any]) -> int:
+    return 3 if group.get("amsgrad") else 2
 
 
 def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.optim.Optimizer:
@@ -140,6 +217,7 @@ def optimizer(spec: Any, params: Any, *, source: str | None = None) -> torch.opt
 
 @OPTIMIZERS.register(
     "sgd",
+    capabilities={"stacked": StackedForm(torch.optim.SGD, state_slots=_momentum_slots, functional="sgd")},
     claim="Stepping against the gradient with a small enough lr decreases a smooth loss; full-batch, "
     "mini-batch and stochastic gradient descent differ only in the batch size.",
 )
@@ -196,6 +274,7 @@ def sgd(
 
 @OPTIMIZERS.register(
     "momentum",
+    capabilities={"stacked": StackedForm(torch.optim.SGD, state_slots=_momentum_slots, functional="sgd")},
     claim="Accumulating a velocity damps oscillation across steep directions and speeds progress along "
     "shallow ones (Polyak 1964).",
 )
@@ -244,6 +323,7 @@ def momentum(
 
 @OPTIMIZERS.register(
     "nesterov",
+    capabilities={"stacked": StackedForm(torch.optim.SGD, state_slots=_momentum_slots, functional="sgd")},
     claim="Taking the gradient's step from the look-ahead point reacts sooner to curvature than classical "
     "momentum (Nesterov 1983; Sutskever et al. 2013).",
 )
@@ -290,6 +370,7 @@ def nesterov(
 
 @OPTIMIZERS.register(
     "adagrad",
+    capabilities={"stacked": StackedForm(torch.optim.Adagrad, state_slots=_one_slot)},
     claim="Scaling each coordinate's step by 1/sqrt(sum of its squared gradients) gives rarely-updated "
     "coordinates larger steps (Duchi et al. 2011).",
 )
@@ -337,6 +418,7 @@ def adagrad(
 
 @OPTIMIZERS.register(
     "adadelta",
+    capabilities={"stacked": StackedForm(torch.optim.Adadelta, state_slots=_two_slots)},
     claim="The ratio RMS(past updates) / RMS(gradients) gives steps in the parameters' own units, so the "
     "method needs no hand-tuned learning rate (Zeiler 2012).",
 )
@@ -393,6 +475,7 @@ def adadelta(
 
 @OPTIMIZERS.register(
     "rmsprop",
+    capabilities={"stacked": StackedForm(torch.optim.RMSprop, state_slots=_rmsprop_slots)},
     claim="Dividing by a running RMS of recent gradients normalizes each coordinate's step without "
     "Adagrad's ever-shrinking steps (Hinton 2012).",
 )
@@ -452,6 +535,7 @@ def rmsprop(
 
 @OPTIMIZERS.register(
     "adam",
+    capabilities={"stacked": StackedForm(torch.optim.Adam, state_slots=_adam_slots, functional="adam")},
     claim="Bias-corrected running means of the gradient and its square give each coordinate a step of "
     "about lr whatever the gradient's scale (Kingma & Ba 2015).",
 )
@@ -507,6 +591,7 @@ def adam(
 
 @OPTIMIZERS.register(
     "adamw",
+    capabilities={"stacked": StackedForm(torch.optim.AdamW, weight_decay="decoupled", state_slots=_adam_slots, functional="adam")},
     claim="Decoupling weight decay from the adaptive step makes it shrink every weight at the same rate, "
     "which L2 inside Adam does not, and regularizes better (Loshchilov & Hutter 2019).",
 )
@@ -563,6 +648,7 @@ def adamw(
 
 @OPTIMIZERS.register(
     "nadam",
+    capabilities={"stacked": StackedForm(torch.optim.NAdam, state_slots=_adam_slots)},
     claim="Applying Nesterov's look-ahead to Adam's momentum term speeds early progress over Adam "
     "(Dozat 2016).",
 )

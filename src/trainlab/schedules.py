@@ -433,29 +433,60 @@ class OneCycle(_Stateless):
         raise AssertionError("unreachable: the last phase always returns")
 
 
-@dataclass
 class Plateau:
     """Reduce the multiplier by `factor` when `monitor` stops improving (Keras 3's ReduceLROnPlateau).
 
-    State: the current `multiplier`, the `best` value seen, `wait` (epochs
-    without improvement) and `cooldown_counter`.
+    The decision is `trainlab.callbacks.lr.PlateauRule`, the one that
+    ReduceLROnPlateau makes; this schedule applies it to an lr multiplier
+    instead of the optimizer's lr. State: the current `multiplier`, and the
+    rule's `best` value seen, `wait` (epochs without improvement) and
+    `cooldown_counter`.
     """
 
-    monitor: str
-    factor: float
-    patience: int
-    mode: str
-    min_delta: float
-    cooldown: int
-    floor: float
-    multiplier: float = 1.0
-    best: float | None = None
-    wait: int = 0
-    cooldown_counter: int = 0
     _STATE: ClassVar[tuple[str, ...]] = ("multiplier", "best", "wait", "cooldown_counter")
+
+    def __init__(self, *, monitor: str, factor: float, patience: int, mode: str, min_delta: float, cooldown: int,
+                 floor: float, multiplier: float = 1.0) -> None:
+        from trainlab.callbacks.lr import PlateauRule
+
+        self.monitor, self.factor, self.floor, self.multiplier = monitor, factor, floor, multiplier
+        self.rule = PlateauRule(direction=mode, patience=patience, min_delta=min_delta, cooldown=cooldown)
+
+    @property
+    def mode(self) -> str:
+        return self.rule.direction
+
+    @property
+    def patience(self) -> int:
+        return self.rule.patience
+
+    @property
+    def min_delta(self) -> float:
+        return self.rule.min_delta
+
+    @property
+    def cooldown(self) -> int:
+        return self.rule.cooldown
+
+    @property
+    def best(self) -> float | None:
+        return self.rule.best
+
+    @property
+    def wait(self) -> int:
+        return self.rule.wait
+
+    @property
+    def cooldown_counter(self) -> int:
+        return self.rule.cooldown_counter
 
     def __call__(self, step: int) -> float:
         return self.multiplier
+
+    def __repr__(self) -> str:
+        return (f"Plateau(monitor={self.monitor!r}, factor={self.factor}, patience={self.patience}, "
+                f"mode={self.mode!r}, min_delta={self.min_delta}, cooldown={self.cooldown}, floor={self.floor}, "
+                f"multiplier={self.multiplier})")
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any]) -> None:
         """Update from this epoch's `logs[monitor]`, in Keras 3's order."""
@@ -465,29 +496,17 @@ class Plateau:
                 f"({', '.join(sorted(logs)) or 'none'}).{did_you_mean(self.monitor, list(logs))} "
                 f"Monitor one of them (val_* needs validation data)."
             )
-        current = float(logs[self.monitor])
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.wait = 0
-        if self._improved(current):
-            self.best = current
-            self.wait = 0
-        elif self.cooldown_counter <= 0:
-            self.wait += 1
-            # Keras compares lr > min_lr in float32; a relative 1e-9 absorbs float64 rounding.
-            if self.wait >= self.patience and self.multiplier > self.floor * (1 + 1e-9):
-                self.multiplier = max(self.multiplier * self.factor, self.floor)
-                self.cooldown_counter = self.cooldown
-                self.wait = 0
+        self.rule.update(float(logs[self.monitor]), self._reduce)
 
-    def _improved(self, current: float) -> bool:
-        # The one plateau rule (Keras 3.15): the first value is the best whatever it is, NaN included.
-        from trainlab.callbacks import improves
-
-        return improves(current, self.best, self.mode, self.min_delta)
+    def _reduce(self) -> bool:
+        # Keras compares lr > min_lr in float32; a relative 1e-9 absorbs float64 rounding.
+        if self.multiplier > self.floor * (1 + 1e-9):
+            self.multiplier = max(self.multiplier * self.factor, self.floor)
+            return True
+        return False
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self._STATE}
+        return {"multiplier": self.multiplier, **self.rule.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if set(state) != set(self._STATE):
@@ -496,9 +515,7 @@ class Plateau:
                 f"The checkpoint was written by a different schedule."
             )
         self.multiplier = float(state["multiplier"])
-        self.best = None if state["best"] is None else float(state["best"])
-        self.wait = int(state["wait"])
-        self.cooldown_counter = int(state["cooldown_counter"])
+        self.rule.load_state_dict(state)
 
 
 @dataclass(frozen=True)

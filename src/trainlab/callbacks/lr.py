@@ -1,5 +1,9 @@
 """Callbacks that steer the learning rate between epochs: ReduceLROnPlateau, LearningRateScheduler.
 
+`PlateauRule` is the one plateau decision (Keras 3's ReduceLROnPlateau):
+the callback applies it to the optimizer's lr, the ``plateau`` schedule
+(`trainlab.schedules.Plateau`) to its lr multiplier.
+
 Both set ``param_groups[i]["lr"]`` on the run's torch optimizer (``self.run.optimizer``)
 and keep Keras 3's names, arguments and decisions. The lr the loop reports for
 an epoch (``history.history["lr"]``) is the one its batches trained with, read
@@ -16,7 +20,8 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,10 +46,71 @@ def _optimizer(callback: Callback) -> Any:
     return optimizer
 
 
+@dataclass
+class PlateauRule:
+    """When to reduce on a plateau, epoch by epoch, as Keras 3's ReduceLROnPlateau decides.
+
+    At each epoch end (`update`): while a cooldown runs, the epoch counts it
+    down and resets the wait. An epoch improves when its value beats the best
+    so far by more than `min_delta` (`trainlab.callbacks.improves`; the first
+    value is the best whatever it is, NaN included); that resets the wait.
+    Otherwise, outside a cooldown, the wait grows by one, and when it reaches
+    `patience` the owner's `reduce` is called; if it reduced (the lr was above
+    its floor) the cooldown starts and the wait restarts.
+
+    Owners: `ReduceLROnPlateau` (reduces the optimizer's lr) and the
+    ``plateau`` schedule (reduces its multiplier).
+
+    Example:
+        >>> rule, cuts = PlateauRule(direction="min", patience=1, min_delta=0.0, cooldown=0), []
+        >>> for epoch, value in enumerate([float("nan"), 1.0, 0.5, 0.4]):
+        ...     rule.update(value, lambda: cuts.append(epoch) is None)
+        >>> cuts  # NaN stays the best (nothing beats it), so every later epoch waits and cuts
+        [1, 2, 3]
+    """
+
+    direction: str
+    patience: int
+    min_delta: float
+    cooldown: int
+    best: float | None = None
+    wait: int = 0
+    cooldown_counter: int = 0
+
+    def in_cooldown(self) -> bool:
+        """Whether a reduction happened less than `cooldown` epochs ago."""
+        return self.cooldown_counter > 0
+
+    def update(self, current: float, reduce: Callable[[], bool]) -> None:
+        """Take this epoch's monitored value; call `reduce()` (did it reduce?) when patience is used up."""
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if improves(current, self.best, self.direction, self.min_delta):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience and reduce():
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+    def reset(self) -> None:
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        self.best = None if state["best"] is None else float(state["best"])
+
+
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by `factor` when a monitored value stops improving (Keras 3).
 
-    At each epoch end: an epoch improves when the value beats the best so far by
+    The decision is `PlateauRule`'s. At each epoch end: an epoch improves when the value beats the best so far by
     more than `min_delta` (``current < best - min_delta`` in min mode,
     ``current > best + min_delta`` in max mode); that resets the wait. While a
     cooldown runs, each epoch counts the cooldown down and resets the wait.
@@ -112,27 +178,30 @@ class ReduceLROnPlateau(Callback):
         self.min_lr = float(min_lr)
         # Resolved now, so that a monitor of unknown direction fails before training starts.
         self.direction = _direction(monitor, mode, "ReduceLROnPlateau")
-        self.best: float | None = None
-        self.wait = 0
-        self.cooldown_counter = 0
+        self.rule = PlateauRule(direction=self.direction, patience=patience, min_delta=self.min_delta,
+                                cooldown=cooldown)
         self._restored = False
 
-    def _reset(self) -> None:
-        self.best = None
-        self.wait = 0
-        self.cooldown_counter = 0
+    @property
+    def best(self) -> float | None:
+        return self.rule.best
+
+    @property
+    def wait(self) -> int:
+        return self.rule.wait
+
+    @property
+    def cooldown_counter(self) -> int:
+        return self.rule.cooldown_counter
 
     def in_cooldown(self) -> bool:
         """Whether a reduction happened less than `cooldown` epochs ago."""
-        return self.cooldown_counter > 0
-
-    def _improves(self, current: float) -> bool:
-        return improves(current, self.best, self.direction, self.min_delta)
+        return self.rule.in_cooldown()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # A state loaded for a resume survives the start of training; a fresh fit starts clean.
         if not self._restored:
-            self._reset()
+            self.rule.reset()
         self._restored = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -142,18 +211,7 @@ class ReduceLROnPlateau(Callback):
             warnings.warn(f"ReduceLROnPlateau is conditioned on '{self.monitor}', which is not in the "
                           f"epoch logs. Available: {', '.join(logs)}.", stacklevel=2)
             return
-        current = float(current)
-        if self.in_cooldown():
-            self.cooldown_counter -= 1
-            self.wait = 0
-        if self._improves(current):
-            self.best = current
-            self.wait = 0
-        elif not self.in_cooldown():
-            self.wait += 1
-            if self.wait >= self.patience and self._reduce(epoch):
-                self.cooldown_counter = self.cooldown
-                self.wait = 0
+        self.rule.update(float(current), lambda: self._reduce(epoch))
 
     def _reduce(self, epoch: int) -> bool:
         """Reduce every group's lr that is above `min_lr`; whether any was."""
@@ -173,12 +231,10 @@ class ReduceLROnPlateau(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The counters and best value; the reduced lr itself lives in the optimizer's state."""
-        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}
+        return self.rule.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.wait = int(state["wait"])
-        self.cooldown_counter = int(state["cooldown_counter"])
-        self.best = None if state["best"] is None else float(state["best"])
+        self.rule.load_state_dict(state)
         self._restored = True
 
 

@@ -468,24 +468,41 @@ def _blew_up(member: MemberState, batch_loss: Tensor, loop: Loop, epoch: int, ba
     device and is read at the epoch's end (one wait per epoch). Either way the member keeps the
     weights from before the blow-up: the last good epoch's, or the initial ones.
     """
-    loss = batch_loss.detach()
-    if member.first_batch_loss is None:
-        first = float(loss)
-        member.first_batch_loss = first if math.isfinite(first) else None
-        if member.first_batch_loss is not None:
-            return False
-    bad = ~torch.isfinite(loss)
-    if loop.divergence_factor is not None and member.first_batch_loss is not None:
-        bad = bad | (loss > loop.divergence_factor * max(member.first_batch_loss, 1e-12))
     if loop.device.type == "cuda":
+        loss = batch_loss.detach()
+        if member.first_batch_loss is None:
+            first = float(loss)
+            member.first_batch_loss = first if math.isfinite(first) else None
+            if member.first_batch_loss is not None:
+                return False
+        bad = ~torch.isfinite(loss)
+        if loop.divergence_factor is not None and member.first_batch_loss is not None:
+            bad = bad | (loss > loop.divergence_factor * max(member.first_batch_loss, 1e-12))
         member.blowup = bad if member.blowup is None else member.blowup | bad
         return False
-    if not bool(bad):
+    # On the CPU the loss is already computed: reading it is cheaper than any tensor operation.
+    value = batch_loss.item()
+    if member.first_batch_loss is None and math.isfinite(value):
+        member.first_batch_loss = value
         return False
-    member.diverged_at = {"loss": float(loss), "batch": batch, "epoch": epoch,
+    if math.isfinite(value):
+        bound = _bound(member, loop.divergence_factor, batch_loss.dtype)
+        if bound is None or not value > bound:
+            return False
+    member.diverged_at = {"loss": value, "batch": batch, "epoch": epoch,
                           "lr": float(member.optimizer.param_groups[0]["lr"]),
                           "grad_norm": _grad_norm(step.grads(member))}
     return True
+
+
+def _bound(member: MemberState, factor: float | None, dtype: torch.dtype) -> float | None:
+    """`factor` times the first batch's loss, rounded to the loss's dtype as a tensor comparison rounds it."""
+    if factor is None or member.first_batch_loss is None:
+        return None
+    if member.divergence_bound is None or member.divergence_bound[0] != member.first_batch_loss:
+        bound = torch.tensor(factor * max(member.first_batch_loss, 1e-12), dtype=dtype).item()
+        member.divergence_bound = (member.first_batch_loss, bound)
+    return member.divergence_bound[1]
 
 
 def _blow_up_reason(member: MemberState, factor: float | None, params: Sequence[Tensor]) -> str:

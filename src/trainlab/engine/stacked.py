@@ -189,6 +189,7 @@ class Stack:
         self.smoothing = (torch.tensor(smoothing, dtype=self.dtype, device=device)
                           if shared.soft is not None else None)
         self.row = {id(s.member): i for i, s in enumerate(self.slots)}
+        self.same_rows = len({s.n for s in self.slots}) == 1  # every member takes the same steps
         weights = [s.member.sample_weight for s in self.slots]
         self.weights = (None if all(w is None for w in weights) else
                         torch.stack([w if w is not None else torch.ones(shared.x.shape[0], device=device)
@@ -281,7 +282,8 @@ class Stack:
         mask = (torch.tensor(active, dtype=self.dtype, device=self.device)
                 if active is not None and any(m is None for _, m in groups) else None)
         batch_losses: Tensor | None = None
-        if shared.member_losses:
+        whole = len(groups) == 1 and groups[0][1] is None  # one forward of the whole stack
+        if shared.member_losses and not whole:
             batch_losses = torch.zeros(len(self.slots), dtype=self.dtype, device=self.device)
         for size, members in groups:
             weight = mask if members is None else None
@@ -306,7 +308,9 @@ class Stack:
                     if name in self.buffers and not name.endswith((".rate", ".key")):
                         self.buffers[name].index_copy_(0, members, buffer)
             term, per_member = self._loss(out, yb, idx, members, sums, size, weight)
-            if batch_losses is not None and per_member is not None:
+            if whole and shared.member_losses and per_member is not None:
+                batch_losses = per_member.detach()
+            elif batch_losses is not None and per_member is not None:
                 if members is None:
                     batch_losses += per_member.detach()
                 else:
@@ -462,6 +466,8 @@ class StackedStep:
                                       for k, v in state[p].items()} for p in slot.update.params]
         self.stack = Stack(slots, shared)
         self.good = self.stack.snapshot()
+        self._lrs: list[float] = []
+        self._lr = torch.zeros(0)
         self._reset_epoch([])
 
     def _reset_epoch(self, live: Sequence[MemberState]) -> None:
@@ -487,10 +493,17 @@ class StackedStep:
     def run(self, batch: int, active: Sequence[MemberState]) -> dict[int, tuple[Tensor, int]]:
         stack = self.stack
         slots = stack.slots
-        chosen = {id(m) for m in active}
-        sizes = [s.member.size_at(batch) if id(s.member) in chosen else 0 for s in slots]
-        flags = [size > 0 for size in sizes]
-        distinct = sorted({size for size in sizes if size > 0}, reverse=True)
+        if len(active) == len(slots) and stack.same_rows:
+            # The common step: every member of the stack takes a batch of the same size.
+            size = slots[0].member.size_at(batch)
+            sizes = [size] * len(slots)
+            flags = [True] * len(slots)
+            distinct = [size]
+        else:
+            chosen = {id(m) for m in active}
+            sizes = [s.member.size_at(batch) if id(s.member) in chosen else 0 for s in slots]
+            flags = [size > 0 for size in sizes]
+            distinct = sorted({size for size in sizes if size > 0}, reverse=True)
         everyone = all(flags)
         if len(distinct) == 1 and (everyone or not stack.has_running_state):
             groups: list[tuple[int, Tensor | None]] = [(distinct[0], None)]
@@ -498,15 +511,19 @@ class StackedStep:
             groups = [(size, torch.tensor([i for i, n in enumerate(sizes) if n == size], device=stack.device))
                       for size in distinct]
         lrs = [float(s.member.optimizer.param_groups[0]["lr"]) if flag else 0.0 for s, flag in zip(slots, flags)]
-        lr = torch.tensor(lrs, dtype=stack.dtype, device=stack.device).unsqueeze(-1)
+        if lrs != self._lrs:  # the lr tensor is only read by the step: reused while no lr changes
+            self._lrs = lrs
+            self._lr = torch.tensor(lrs, dtype=stack.dtype, device=stack.device).unsqueeze(-1)
         start = batch * slots[0].member.batch_size
-        records, losses = stack.run_step(groups, self.table, start, lr, None if everyone else flags, self.sums)
+        records, losses = stack.run_step(groups, self.table, start, self._lr, None if everyone else flags, self.sums)
         self.records.append((None if everyone else flags, records))
+        rows = losses.unbind() if losses is not None else None
         results: dict[int, tuple[Tensor, int]] = {}
+        seen = self.seen
         for member in active:
             row = stack.row[id(member)]
-            self.seen[id(member)] = self.seen.get(id(member), 0) + sizes[row]
-            results[member.index] = (losses[row] if losses is not None else _NO_LOSS, sizes[row])
+            seen[id(member)] = seen.get(id(member), 0) + sizes[row]
+            results[member.index] = (rows[row] if rows is not None else _NO_LOSS, sizes[row])
         return results
 
     def _outputs(self, live: Sequence[MemberState]) -> dict[int, tuple[Tensor, Tensor]]:
@@ -539,14 +556,16 @@ class StackedStep:
         per_step = not shared.loss.sample_mean or shared.member_losses or stack.weights is not None
         with torch.no_grad():
             data: list[float] = []
+            loss_sums = self.sums["loss"].tolist()
             for member in live:
                 seen = max(self.seen[id(member)], 1)
                 if per_step or member.index not in outputs:
-                    data.append(float(self.sums["loss"][stack.row[id(member)]]) / seen)
+                    data.append(loss_sums[stack.row[id(member)]] / seen)
                 else:
                     out, target = outputs[member.index]
                     data.append(float(member.loss(out, target)))
-            penalties = [float(self.sums["penalty"][stack.row[id(m)]]) / max(self.seen[id(m)], 1) for m in live]
+            penalty_sums = self.sums["penalty"].tolist()
+            penalties = [penalty_sums[stack.row[id(m)]] / max(self.seen[id(m)], 1) for m in live]
         logs: dict[int, dict[str, Any]] = {}
         for position, member in enumerate(live):
             entry: dict[str, Any] = {}

@@ -44,6 +44,7 @@ class MemberState:
     step: int = 0
     first_loss: float | None = None
     first_batch_loss: float | None = None  # the reference a batch's loss is held against (divergence)
+    divergence_bound: tuple[float, float] | None = None  # (first_batch_loss, the bound it gives), cached
     blowup: Tensor | None = None  # on CUDA: whether a batch of this epoch blew up, read at the epoch's end
     diverged_at: dict[str, Any] | None = None  # the batch that blew up mid-epoch: loss, batch, epoch, lr
     last_good: dict[str, Tensor] | None = None

@@ -123,3 +123,18 @@ def dropout(x: Tensor, rate: float | Tensor, key: Tensor) -> Tensor:
     shape = (-1,) + (1,) * (x.dim() - 1)
     scale = (1.0 / (1.0 - rates.double())).to(x.dtype)
     return x * (u >= rates.view(shape)) * scale.view(shape)
+
+
+def keep_scale(key: Tensor, rate: Tensor, shape: tuple[int, ...], *, dtype: torch.dtype) -> Tensor:
+    """The inverted-dropout factors (0 or 1 / (1 - rate)) of `dropout`, for m members: (m, *shape).
+
+    `key` is (m, 1) and `rate` (m,): row i holds exactly the factors `dropout` multiplies
+    member i's input by, so ``x * keep_scale(...)`` equals ``dropout(x, ...)`` bit for bit.
+    """
+    numel = 1
+    for size in shape:
+        numel *= size
+    u = uniform(key, numel, dtype=dtype).view(-1, *shape)
+    view = (-1,) + (1,) * len(shape)
+    scale = (1.0 / (1.0 - rate.double())).to(dtype)
+    return (u >= rate.view(view)) * scale.view(view)

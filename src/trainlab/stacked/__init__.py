@@ -135,6 +135,7 @@ from trainlab.layers import Dropout, Layer
 from trainlab.losses import Loss
 from trainlab.losses import loss as make_loss
 from trainlab.optimizers import optimizer as make_optimizer
+from trainlab.optimizers import stacked_form
 from trainlab.schedules import schedule as make_schedule
 from trainlab.stacked._forward import MemberDropout, layer_stack_supported, strengths
 from trainlab.stacked._members import MemberConfig, member_model
@@ -282,20 +283,9 @@ def member_bytes(model: nn.Module, x: Tensor, *, batch_size: int, num_samples: i
 
 
 def _state_slots(optimizer: torch.optim.Optimizer | None) -> int:
-    if optimizer is None:
-        return 2
-    group = optimizer.param_groups[0]
-    if isinstance(optimizer, torch.optim.SGD):
-        return 1 if group.get("momentum", 0) else 0
-    if isinstance(optimizer, (torch.optim.Adam, torch.optim.NAdam)):
-        return 3 if group.get("amsgrad") else 2
-    if isinstance(optimizer, torch.optim.Adadelta):
-        return 2
-    if isinstance(optimizer, torch.optim.RMSprop):
-        return 1 + bool(group.get("momentum")) + bool(group.get("centered"))
-    if isinstance(optimizer, torch.optim.Adagrad):
-        return 1
-    return 2
+    """Numbers of optimizer state per parameter, as the registry's stacked form says (2 when unknown)."""
+    form = stacked_form(optimizer)
+    return form.state_slots(optimizer.param_groups[0]) if form is not None and optimizer is not None else 2
 
 
 def _memory_budget(device: torch.device) -> int:
@@ -504,7 +494,7 @@ class _Job:
         for k, module in enumerate(built[1:], start=1):
             if _layout(module) != layout:
                 return f"members[{k}]'s model differs in shape from members[0]'s"
-        problem = _penalty_problem(built, self.configs)
+        problem = _penalty_problem(built, self.configs) or self._optimizer_problem(built)
         if problem is not None:
             return problem
         if layer_stack_supported(first):
@@ -523,6 +513,16 @@ class _Job:
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError, UserWarning) as error:
             return f"the model does not run stacked ({type(error).__name__}: {str(error).splitlines()[0]})"
+        return None
+
+    def _optimizer_problem(self, built: list[nn.Module]) -> str | None:
+        """Why a member's optimizer cannot step in a stack: the registry gives its class no stacked form."""
+        for k, (config, module) in enumerate(zip(self.configs, built)):
+            params = [p for p in module.parameters() if p.requires_grad]
+            optimizer = make_optimizer(config.optimizer, params, source=f"members[{k}].optimizer")
+            if stacked_form(optimizer) is None:
+                return (f"members[{k}]'s optimizer {type(optimizer).__name__} has no stacked form in the optimizer "
+                        "registry (capability 'stacked'), so each member trains as a solo run")
         return None
 
     def member_bytes(self, built: list[nn.Module]) -> int:

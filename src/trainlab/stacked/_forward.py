@@ -167,6 +167,18 @@ class LayerStackForward(StackedForward):
 
         if keys is None:
             return torch.nn.functional.dropout(h, layer.rate, True) if layer.rate > 0 else h
+        if rates is not None and rates.device.type == "cpu":
+            # Members at rate 0 (runs without this Dropout, stacked with runs that have it) pass
+            # their input through: their masks are not drawn (the hash costs as much as a product).
+            on = rates > 0
+            if not bool(on.all()):
+                rows = on.nonzero().squeeze(1)
+                if rows.numel() == 0:
+                    return h
+                factors = torch.ones(h.shape, dtype=h.dtype, device=h.device)
+                factors[rows] = streams.keep_scale(keys.view(-1, 1).index_select(0, rows), rates.index_select(0, rows),
+                                                   tuple(h.shape[1:]), dtype=h.dtype)
+                return h * factors  # x * 1 = x exactly; the others as `streams.dropout` computes them
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
 

@@ -7,8 +7,9 @@ member's optimizer is first built the ordinary way, on the member's own module
 chosen exactly as for a solo run); then the member is stepped in one of two
 ways.
 
-Direction members (torch's SGD, Adam, AdamW, Adagrad, Adadelta, RMSprop and
-NAdam with one parameter group). Every one of these updates a parameter by
+Direction members (an optimizer whose registry entry has a stacked form,
+`trainlab.optimizers.StackedForm`: torch's SGD, Adam, AdamW, Adagrad, Adadelta,
+RMSprop and NAdam, with one parameter group). Every one of these updates a parameter by
 ``p <- p - lr * D``, where the direction D depends on the gradients and the
 optimizer's state but not on lr (nor on p, once weight decay is taken out). So
 torch's own optimizer, built with ``lr=1`` and ``weight_decay=0`` over the rows
@@ -28,13 +29,15 @@ in consecutive rows and hands torch their rows as one (m, ...) tensor per
 parameter, so the step costs one kernel call whatever m is. Members that can fall out of step
 (unequal training sets) get one row each, so each keeps its own step count.
 
-Own-optimizer members (anything else: another optimizer class, a factory
-with several parameter groups, maximize with weight decay). Their module's
+Own-optimizer members (an optimizer with a stacked form whose settings do not
+fit it: several parameter groups, maximize with weight decay, a tensor lr).
+An optimizer with no stacked form never reaches a stack: the plan trains its
+members solo (`trainlab.stacked.fit_members`). Their module's
 parameters are views of their rows of the stacked parameters, their gradients
 views of their rows of the stacked gradients, and their own optimizer is
 stepped as in a solo run.
 
-After the first step, Adam, AdamW and SGD are stepped through torch's
+After the first step, the forms with a functional step (Adam, AdamW, SGD) are stepped through torch's
 functional form with their lists bound once (`_functional_step`): the same
 call ``step()`` makes, without rebuilding its lists, which for a small model
 costs more than the update.
@@ -56,11 +59,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-#: torch optimizers whose update is lr times a direction that does not depend on lr.
-DIRECTION_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
-    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad, torch.optim.Adadelta,
-    torch.optim.RMSprop, torch.optim.NAdam,
-)
+from trainlab.optimizers import StackedForm, stacked_form
 
 _PER_MEMBER = ("params", "lr", "weight_decay", "initial_lr", "decoupled_weight_decay")
 
@@ -81,6 +80,7 @@ class MemberUpdate:
     optimizer: torch.optim.Optimizer
     params: list[Tensor]
     direction_key: tuple[Any, ...] | None = None
+    form: StackedForm | None = None
     direction_settings: dict[str, Any] = field(default_factory=dict)
     coupled_decay: float = 0.0
     decoupled_decay: float = 0.0
@@ -88,11 +88,15 @@ class MemberUpdate:
 
     @classmethod
     def of(cls, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> MemberUpdate:
-        """Classify `optimizer` (direction or own) and read its per-member settings."""
+        """Classify `optimizer` (direction or own) and read its per-member settings.
+
+        The optimizer registry says which optimizers have a direction form (the
+        capability ``"stacked"``, `trainlab.optimizers.StackedForm`).
+        """
         update = cls(optimizer=optimizer, params=list(params))
-        kind = type(optimizer)
+        form = stacked_form(optimizer)
         groups = optimizer.param_groups
-        if kind not in DIRECTION_OPTIMIZERS or len(groups) != 1:
+        if form is None or len(groups) != 1:
             return update
         group = groups[0]
         if {id(p) for p in group["params"]} != {id(p) for p in params} or len(group["params"]) != len(params):
@@ -100,11 +104,12 @@ class MemberUpdate:
         decay = float(group.get("weight_decay", 0.0))
         if group.get("differentiable") or (group.get("maximize") and decay) or isinstance(group["lr"], Tensor):
             return update
+        kind = form.torch_class
         accepted = inspect.signature(kind).parameters
         settings = {k: v for k, v in group.items() if k in accepted and k not in _PER_MEMBER}
-        update.direction_settings = settings
+        update.direction_settings, update.form = settings, form
         update.direction_key = (kind.__name__, tuple(sorted((k, _hashable(v)) for k, v in settings.items())))
-        if kind is torch.optim.AdamW or group.get("decoupled_weight_decay", False):
+        if form.weight_decay == "decoupled" or group.get("decoupled_weight_decay", False):
             update.decoupled_decay = decay
         else:
             update.coupled_decay = decay
@@ -165,7 +170,7 @@ class StackedOptimizer:
         groups: dict[Any, list[int]] = {}
         for i in self.direction_rows:
             groups.setdefault(self.members[i].direction_key, []).append(i)
-        for key, rows in groups.items():
+        for rows in groups.values():
             spans: list[tuple[int, int]] = []
             for start, stop in _spans(rows, lengths):
                 if stop - start > 1 and not _same_state([self.members[i] for i in range(start, stop)]):
@@ -178,7 +183,9 @@ class StackedOptimizer:
                 self.pieces.append((start, stop, tensors))
                 handed.append((start, stop, tensors))
             settings = {**self.members[rows[0]].direction_settings, "lr": 1.0, "weight_decay": 0.0}
-            optimizer = getattr(torch.optim, key[0])([t for _, _, ts in handed for t in ts], **settings)
+            form = self.members[rows[0]].form
+            assert form is not None  # a direction member has a form
+            optimizer = form.torch_class([t for _, _, ts in handed for t in ts], **settings)
             for start, stop, tensors in handed:
                 states = [self.members[i].state for i in range(start, stop)]
                 for index, tensor in enumerate(tensors):
@@ -252,7 +259,7 @@ class StackedOptimizer:
 
 
 def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:
-    """`optimizer.step()` for Adam, AdamW and SGD as torch's functional form, its lists bound once.
+    """`optimizer.step()` as torch's functional form (`StackedForm.functional`), its lists bound once.
 
     ``step()`` rebuilds the lists of parameters, gradients and state tensors on
     every call, which costs more than the update itself for small models; once
@@ -265,7 +272,9 @@ def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | N
     states = [optimizer.state.get(p) for p in params]
     if len(optimizer.param_groups) != 1 or not all(states) or group.get("differentiable"):
         return None
-    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
+    form = stacked_form(optimizer)
+    functional = form.functional if form is not None else None
+    if functional == "adam":
         from torch.optim.adam import adam
 
         exp_avgs = [s["exp_avg"] for s in states]  # type: ignore[index]
@@ -282,7 +291,7 @@ def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | N
                  found_inf=None, decoupled_weight_decay=group["decoupled_weight_decay"])
 
         return adam_step
-    if type(optimizer) is torch.optim.SGD:
+    if functional == "sgd":
         from torch.optim.sgd import sgd
 
         buffers = [s.get("momentum_buffer") for s in states]  # type: ignore[union-attr]

@@ -16,8 +16,9 @@ study (the file changed since) is an error rather than silently reused.
 
 Runs that share data, architecture and batch size form a group, trained by
 `train_group`: runs whose layers differ only in strengths (dropout rates,
-L1/L2 penalties, initializers) and whose recipes differ only in seed,
-optimizer, schedule or early stopping are members of one pass of the engine
+L1/L2 penalties, initializers; a run without Dropout layers takes rate-0 ones
+where its stack-mates have them) and whose recipes differ only in seed,
+optimizer, schedule, early stopping or the loss's label smoothing are members of one pass of the engine
 (`trainlab.stacked.fit_members`, which stacks them where the plan says it pays
 and otherwise trains them one at a time with the same results); each member
 ends where `trainlab fit` of its spec.toml ends, to float32 rounding.
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import tomli_w
+import torch
 from torch import nn
 
 from trainlab import __version__
@@ -103,7 +105,9 @@ def group_runs(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
     Layers that differ only in strengths (a Dropout's rate, an L1/L2 penalty's
     strength, an initializer's seed) count as the same architecture: such runs
-    can be trained as members of one stacked model.
+    can be trained as members of one stacked model. Dropout layers are left out
+    of the comparison: a model without them is the same model with rate-0
+    Dropout layers in their places.
     """
     groups: dict[str, list[PlannedRun]] = {}
     for run in runs:
@@ -120,7 +124,11 @@ _PENALTIES = ("kernel_regularizer", "bias_regularizer")
 
 
 def architecture(model: Any) -> Any:
-    """A model table with its strengths left out (see `group_runs`)."""
+    """A model table with its strengths left out (see `group_runs`).
+
+    Dropout layers are left out too: a run without one is the same as a run with
+    Dropout(rate=0) in its place (`_dropout_groups` puts them there).
+    """
     if isinstance(model, dict):
         out = {}
         for key, value in model.items():
@@ -133,8 +141,90 @@ def architecture(model: Any) -> Any:
             out[key] = architecture(value)
         return out
     if isinstance(model, list):
-        return [architecture(item) for item in model]
+        return [architecture(item) for item in model if not _is_dropout(item)]
     return model
+
+
+def _is_dropout(layer: Any) -> bool:
+    return isinstance(layer, dict) and layer.get("type") == "Dropout"
+
+
+def _dropout_gaps(layers: Sequence[Any]) -> tuple[int, ...]:
+    """How many Dropout layers sit before the first other layer, after the first, ..., after the last."""
+    gaps = [0]
+    for layer in layers:
+        if _is_dropout(layer):
+            gaps[-1] += 1
+        else:
+            gaps.append(0)
+    return tuple(gaps)
+
+
+def _padded(layers: Sequence[Any], gaps: tuple[int, ...]) -> list[Any]:
+    """`layers` (which have no Dropout) with Dropout(rate=0) layers where `gaps` has them.
+
+    A rate-0 Dropout passes its input through unchanged and draws nothing, so the
+    run trains as it would without it; its layers line up with its stack-mates'.
+    """
+    out: list[Any] = []
+    core = [layer for layer in layers if not _is_dropout(layer)]
+    for i, count in enumerate(gaps):
+        out.extend({"type": "Dropout", "rate": 0.0} for _ in range(count))
+        if i < len(core):
+            out.append(core[i])
+    return out
+
+
+def _dropout_groups(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    """Runs split by where their Dropout layers sit; runs without any join the first such group.
+
+    A run without Dropout can only take rate-0 Dropout layers when its model draws no
+    other random numbers (the layers added would shift its other random layers' streams).
+    """
+    patterns: dict[tuple[int, ...], list[PlannedRun]] = {}
+    plain: list[PlannedRun] = []
+    for run in runs:
+        gaps = _dropout_gaps(run.spec_dict["model"]["layers"])
+        if not any(gaps) and not _draws_randomness(run):
+            plain.append(run)
+        else:
+            patterns.setdefault(gaps, []).append(run)
+    if not patterns:
+        return [plain]
+    groups = list(patterns.values())
+    groups[0] = sorted([*plain, *groups[0]], key=runs.index)
+    return groups
+
+
+def _draws_randomness(run: PlannedRun) -> bool:
+    model = Sequential(run.spec.model.layers)
+    return any(getattr(module, "counter_random", False) for module in model.modules())
+
+
+def _layers_in_stack(run: PlannedRun, runs: Sequence[PlannedRun]) -> list[Any]:
+    """The layers `run` trains with among `runs`: its own, or with rate-0 Dropout layers lined up."""
+    layers = run.spec_dict["model"]["layers"]
+    if any(_dropout_gaps(layers)):
+        return list(layers)
+    widest = max((_dropout_gaps(r.spec_dict["model"]["layers"]) for r in runs), key=sum)
+    return _padded(layers, widest) if any(widest) else list(layers)
+
+
+def _own_model(run: PlannedRun, trained: nn.Module) -> nn.Module:
+    """The run's own model (as its spec describes it) holding the weights `trained` ended with.
+
+    `trained` has rate-0 Dropout layers added (see `_padded`): they hold no weights, so the
+    parameters and buffers of both models correspond in order.
+    """
+    own = Sequential(run.spec.model.layers, name=run.spec.name)
+    first: Any = trained.layers[0]  # type: ignore[index]
+    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's stream alone
+        own.build(tuple(first.input_shape))
+    own.to(next(iter(trained.parameters())).device)
+    with torch.no_grad():
+        for mine, theirs in zip(own.state_dict().values(), trained.state_dict().values(), strict=True):
+            mine.copy_(theirs)
+    return own
 
 
 def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
@@ -143,7 +233,7 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
     """Train runs that share data, architecture and batch size; call ``done(run, trained)`` for each.
 
     Runs whose recipes differ only in what a stacked member may change (seed,
-    optimizer, schedule, early stopping) train together through
+    optimizer, schedule, early stopping, the loss's label smoothing) train together through
     `trainlab.stacked.fit_members`, which stacks them when that is faster
     (``stack="auto"``) and otherwise trains them one at a time with the same
     results; the others train one after another through `trainlab.fit`.
@@ -156,7 +246,7 @@ def train_group(members: Sequence[PlannedRun], dataset: Dataset, *,
         _train_cv(members, dataset, folds=cv, done=done, told=told, stack=stack)
         return
 
-    for subgroup in _stackable_subgroups(members):
+    for subgroup in [g for recipes in _stackable_subgroups(members) for g in _dropout_groups(recipes)]:
         # Weight noise perturbs each run's own module in its forward; stacked members share one forward.
         if len(subgroup) > 1 and stack != "off" and augment.weight_noise(subgroup[0].spec.recipe) is None:
             _train_stacked(subgroup, dataset, done=done, told=told, stack=stack)
@@ -195,10 +285,25 @@ def _stackable_subgroups(members: Sequence[PlannedRun]) -> list[list[PlannedRun]
     groups: dict[str, list[PlannedRun]] = {}
     for run in members:
         shared = {k: v for k, v in run.spec_dict["recipe"].items() if k not in _MEMBER_FIELDS}
+        # The loss's label smoothing is a member's own too (the stacked loss smooths per member).
+        shared["loss"] = _loss_without_smoothing(shared.get("loss"))
         # A stratified split depends on the seed, so those runs do not share their data.
         key = json.dumps([shared, run.spec.data.stratify and run.spec.recipe.seed], sort_keys=True, default=str)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
+
+
+def _loss_without_smoothing(loss: Any) -> Any:
+    """A recipe's loss spec as a table without its label smoothing (the same loss for a name or a table)."""
+    if isinstance(loss, str):
+        return {"name": loss}
+    if isinstance(loss, dict):
+        return {k: v for k, v in loss.items() if k != "label_smoothing"}
+    return loss
+
+
+def _label_smoothing(loss: Any) -> float:
+    return float(loss.get("label_smoothing", 0.0)) if isinstance(loss, dict) else 0.0
 
 
 def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callable[[PlannedRun, Trained], None],
@@ -212,28 +317,36 @@ def _train_stacked(runs: Sequence[PlannedRun], dataset: Dataset, *, done: Callab
     prepared = prepare(dataset, validation_split=first.data.validation_split, stratify=first.data.stratify,
                        scaling=first.data.scaling, seed=recipe.seed)
     configs = []
-    for run in runs:
+    template = _layers_in_stack(runs[0], runs)
+    padded = [_layers_in_stack(run, runs) != run.spec_dict["model"]["layers"] for run in runs]
+    smoothing = [_label_smoothing(run.spec_dict["recipe"].get("loss")) for run in runs]
+    per_member = len(set(smoothing)) > 1
+    for run, member_smoothing in zip(runs, smoothing):
         told.run_begin(run)
         r = run.spec.recipe
         recorder = LambdaCallback(on_epoch_end=lambda epoch, logs, run=run: told.epoch_end(run, epoch, logs))
-        same_layers = run.spec_dict["model"] == runs[0].spec_dict["model"]
+        layers = _layers_in_stack(run, runs)
+        same_layers = layers == template
         configs.append(MemberConfig(
             seed=r.seed, optimizer=r.optimizer, schedule=r.schedule, callbacks=(recorder,),
             early_stopping=r.early_stopping.model_dump() if r.early_stopping is not None else None,
-            model=None if same_layers else Sequential(run.spec.model.layers, name=run.spec.name)))
+            model=None if same_layers else Sequential(layers, name=run.spec.name),
+            label_smoothing=member_smoothing if per_member else None))
     metrics = recipe.metrics if recipe.metrics is not None else (
         ["accuracy"] if dataset.task == "classification" else ["mae"])
     # Augmentation, input noise, mixup and cutmix are equal across the group (they are not member fields).
     transforms = augment.batch_transforms(recipe, num_classes=dataset.num_classes)
     start = time.perf_counter()
-    histories = fit_members(Sequential(first.model.layers, name=first.name), configs, prepared.data,
+    histories = fit_members(Sequential(template, name=first.name), configs, prepared.data,
                             loss=recipe.loss if recipe.loss is not None else "auto", metrics=metrics,
                             task=dataset.task, batch_size=recipe.batch_size, num_epochs=recipe.num_epochs,
                             device=recipe.device, stack=stack, shuffle=recipe.shuffle,
                             clip_grad_norm=recipe.clip_grad_norm, clip_grad_value=recipe.clip_grad_value,
                             divergence_factor=recipe.divergence_factor, batch_transforms=transforms)
     seconds = (time.perf_counter() - start) / len(runs)
-    for run, history in zip(runs, histories):
+    for run, history, added in zip(runs, histories, padded):
+        if added:
+            history.model = _own_model(run, history.model)
         history.model.scaler = prepared.scaler
         history.recipe, history.scaler = run.spec.recipe, prepared.scaler
         history.version, history.dataset = __version__, dataset.name
