@@ -165,7 +165,11 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "digits_images": "번들 digits를 [0, 1] 범위의 8x8x1 이미지로: 표본 1797개, 10개 클래스 분류, 작은 CNN용.",
         "fashion_mnist": "Fashion-MNIST 분류: 학습 60000장 + 테스트 10000장의 28x28 흑백 이미지([0, 1]), 의류 10개 "
                          "클래스(데비안 패키지 dataset-fashion-mnist).",
+        "friedman1": "Friedman #1(scikit-learn make_friedman1): [0, 1] 균등분포 특성, 기본 1000개 x 특성 10개, "
+                     "표준편차를 아는 가우스 잡음(기본 1)이 더해진 회귀.",
         "iris": "붓꽃: 표본 150개 x 특성 4개, 3개 클래스 분류.",
+        "noisy_sine": "잡음 섞인 사인: [-pi, pi] 균등분포 특성 1개, 기본 200개, 회귀 y = sin(x) + 표준편차를 아는 "
+                      "가우스 잡음(기본 0.3).",
         "mnist1d": "MNIST-1D 분류: 생성한 신호 5000개 x 40스텝, 10개 클래스(mnist1d 패키지, 다운로드 없음).",
         "sequences": "생성한 토큰 시퀀스(기본 2000개 x 길이 20, 어휘 50), 이진 분류: 토큰 1이 토큰 2보다 먼저 나오는가.",
         "synthetic": "생성한 분류 데이터(scikit-learn make_classification): 기본 1000개 x 특성 20개, 2개 클래스.",

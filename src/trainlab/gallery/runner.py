@@ -302,10 +302,14 @@ def _headline(stored: dict[str, Any]) -> dict[str, str]:
         return {}
     scale = 100.0 if chosen.get("points") else 1.0
     effect, low, high = (chosen.get(k) for k in ("effect", "low", "high"))
-    text = "n/a" if effect is None else f"{scale * effect:+.3g}"
-    if effect is not None and low is not None and high is not None:
-        text += f" ± {scale * (high - low) / 2:.2g}"
-    text += " pts" if chosen.get("points") else (f" {chosen.get('unit')}" if chosen.get("unit") else "")
+    diverged, n = chosen.get("diverged") or [0, 0], chosen.get("n") or [0, 0]
+    if effect is None and any(diverged):  # no finite difference to state: say how many runs diverged
+        text = f"diverged {diverged[0]}/{n[0]} vs {diverged[1]}/{n[1]}"
+    else:
+        text = "n/a" if effect is None else f"{scale * effect:+.3g}"
+        if effect is not None and low is not None and high is not None:
+            text += f" ± {scale * (high - low) / 2:.2g}"
+        text += " pts" if chosen.get("points") else (f" {chosen.get('unit')}" if chosen.get("unit") else "")
     p = chosen.get("p_holm")
     return {"effect": text, "p": "" if p is None else ("< 0.001" if p < 0.001 else f"{p:.2g}")}
 
