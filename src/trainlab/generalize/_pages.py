@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainlab.study.report import _CSS, Chart, _png
+from trainlab.study.report import _CSS, Chart, _png, figures_html
 
 _COLOURS = {"bias": "#1f77b4", "variance": "#ff7f0e", "noise": "#7f7f7f", "loss": "#000000",
             "gap": "#d62728"}
@@ -26,15 +26,7 @@ def write_page(path: Path, *, title: str, meta: str, body: str, charts: Sequence
     import plotly.offline
     import tomli_w
 
-    chart_html = []
-    for index, chart in enumerate(charts):
-        interactive = "" if chart.figure is None else chart.figure.to_html(
-            full_html=False, include_plotlyjs=False, div_id=f"chart-{index}",
-            config={"displaylogo": False, "responsive": True})
-        chart_html.append(
-            f"<h2>{html.escape(chart.title)}</h2><figure><div class='chart'>{interactive}</div>"
-            f"<div class='static'><img alt='{html.escape(chart.title)}' src='data:image/png;base64,{chart.png}'>"
-            f"</div><figcaption>{html.escape(chart.caption)}</figcaption></figure>")
+    chart_html = figures_html(charts)
     spec_html = ""
     if spec_raw is not None:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.study.report import _CSS, Chart, _png
+from trainlab.study.report import _CSS, Chart, _png, figures_html
 
 __all__ = ["cv_report", "ensemble_report"]
 
@@ -129,15 +129,7 @@ def _write(path: str | Path, title: str, verdict: str, table: str, charts: Seque
 
     from trainlab import __version__
 
-    chart_html = []
-    for index, chart in enumerate(charts):
-        interactive = "" if chart.figure is None else chart.figure.to_html(
-            full_html=False, include_plotlyjs=False, div_id=f"chart-{index}",
-            config={"displaylogo": False, "responsive": True})
-        chart_html.append(
-            f"<h2>{html.escape(chart.title)}</h2><figure><div class='chart'>{interactive}</div>"
-            f"<div class='static'><img alt='{html.escape(chart.title)}' src='data:image/png;base64,{chart.png}'>"
-            f"</div><figcaption>{html.escape(chart.caption)}</figcaption></figure>")
+    chart_html = figures_html(charts)
     spec = f"<h2>Spec</h2><pre>{html.escape(spec_text)}</pre>" if spec_text else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>

@@ -66,6 +66,21 @@ class Chart:
     figure: Any = None
 
 
+def figures_html(charts: Sequence[Chart]) -> list[str]:
+    """One <h2> + <figure> per chart: the interactive plotly div (plotly.js is inlined once by the page)
+    and its static PNG, shown when scripts do not run."""
+    out = []
+    for index, chart in enumerate(charts):
+        interactive = "" if chart.figure is None else chart.figure.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"chart-{index}",
+            config={"displaylogo": False, "responsive": True})
+        out.append(
+            f"<h2>{html.escape(chart.title)}</h2><figure><div class='chart'>{interactive}</div>"
+            f"<div class='static'><img alt='{html.escape(chart.title)}' src='data:image/png;base64,{chart.png}'>"
+            f"</div><figcaption>{html.escape(chart.caption)}</figcaption></figure>")
+    return out
+
+
 def build_report(study_dir: str | Path) -> Path:
     """Write ``study_dir/report.html`` from the study's stored runs; return its path.
 
@@ -666,16 +681,7 @@ def _page(stored: StudyRecords, comparison: Comparison, charts: Sequence[Chart],
     missing = (f"<p><b>Missing runs:</b> cases {html.escape(', '.join(comparison.missing))} have no finished "
                "run yet (continue with <code>trainlab study SPEC</code>).</p>"
                if comparison.missing or len(stored.records) < planned else "")
-    chart_html = []
-    for index, chart in enumerate(charts):
-        interactive = "" if chart.figure is None else chart.figure.to_html(
-            full_html=False, include_plotlyjs=False, div_id=f"chart-{index}",
-            config={"displaylogo": False, "responsive": True})
-        chart_html.append(
-            f"<h2>{html.escape(chart.title)}</h2><figure>"
-            f"<div class='chart'>{interactive}</div>"
-            f"<div class='static'><img alt='{html.escape(chart.title)}' src='data:image/png;base64,{chart.png}'>"
-            f"</div><figcaption>{html.escape(chart.caption)}</figcaption></figure>")
+    chart_html = figures_html(charts)
     try:
         spec_text = tomli_w.dumps(info.get("spec", {}))
     except (TypeError, ValueError):
