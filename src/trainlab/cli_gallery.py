@@ -6,6 +6,7 @@
     trainlab gallery --all                # every entry; writes runs/gallery/index.html
     trainlab gallery C4 --export my_c4.toml   # copy its study spec; `trainlab study my_c4.toml` runs it
     trainlab gallery --lang ko            # in Korean
+    trainlab gallery --all --ray HOST:6379    # the entries' studies trained on a Ray cluster
 
 `register(app)` adds the command to the main typer app (see `trainlab.cli`).
 """
@@ -45,6 +46,11 @@ def gallery(
     fresh: bool = typer.Option(False, "--fresh", help="Retrain the runs an earlier call finished."),
     json_output: bool = typer.Option(False, "--json", help="Print the verdicts as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                           help="Train the entries' studies on a Ray cluster, one task per group "
+                                                "of stackable runs (as `trainlab study --ray`); the measurements, "
+                                                "and C12-C14's own fits, run here. ADDRESS as for `trainlab study "
+                                                "--ray`."),
 ) -> None:
     """Reproduce a claim of the notes on real data and say whether it holds here, with statistics."""
     from trainlab.gallery import load_entries
@@ -64,6 +70,11 @@ def gallery(
         _list(sorted_ids(), runs_dir, lang, json_output)
         return
     chosen = [entry(entry_id).id] if entry_id is not None else None
+    executor = None
+    if ray_address is not None:
+        from trainlab.scale.ray import RayExecutor
+
+        executor = RayExecutor(ray_address or None)  # no Ray, or no answer: stops here, nothing written
     progress = None
     if not (quiet or json_output):
         from trainlab.study.progress import RichStudyProgress
@@ -73,14 +84,15 @@ def gallery(
     from trainlab.gallery.runner import run_entry, write_index
 
     if chosen is not None:
-        result = run_entry(chosen[0], quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress)
+        result = run_entry(chosen[0], quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress,
+                           executor=executor)
         write_index(runs_dir)
         if json_output:
             print(json.dumps(_as_json(result)))
             return
         _print_result(result, lang)
         return
-    results = run_every(quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress,
+    results = run_every(quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress, executor=executor,
                         told=None if (quiet or json_output) else lambda r: _print_result(r, lang, brief=True))
     if json_output:
         print(json.dumps([_as_json(r) for r in results]))

@@ -30,7 +30,8 @@ def search(
                                 help="Search TOML: a fit spec plus [search] and [search.space]."),
     trials: int | None = typer.Option(None, "--trials", "-n", min=1,
                                       help="Trials in all, instead of the file's search.trials."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes sharing the storage."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="Workers sharing the storage: processes here, or Ray tasks with --ray."),
     resume: bool = typer.Option(False, "--resume", help="Continue the stored search of this name."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete the stored search of this name and start over."),
     storage: str | None = typer.Option(None, "--storage",
@@ -38,14 +39,23 @@ def search(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the search folder is written."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ray_address: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                           help="Run the --jobs workers as tasks on a Ray cluster; they share the "
+                                                "storage, which every node must reach (on a cluster, a "
+                                                "postgresql:// --storage). ADDRESS as for `trainlab study --ray`."),
 ) -> None:
     """Search hyperparameters with Optuna (TPE, pruning); write best.toml and report.html."""
     from trainlab.search import load_search, run_search
 
     plan = load_search(spec)  # bad input stops here, before anything is written
+    executor = None
+    if ray_address is not None:
+        from trainlab.scale.ray import RayExecutor
+
+        executor = RayExecutor(ray_address or None)  # no Ray, or no answer: stops here too
     progress = None if (quiet or json_output) else _bar(plan.name)
     result = run_search(plan, runs_dir=runs_dir, trials=trials, jobs=jobs, resume=resume, fresh=fresh,
-                        storage=storage, progress=progress)
+                        storage=storage, progress=progress, executor=executor)
     if json_output:
         print(json.dumps(result.to_dict(), allow_nan=True, default=str))
         return

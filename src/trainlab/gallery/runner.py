@@ -23,11 +23,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab.errors import InputError
 from trainlab.gallery.entry import Entry, EntryContext, Measured, entry, sorted_ids
 from trainlab.gallery.verdicts import FAILS, HOLDS, Verdict
+
+if TYPE_CHECKING:
+    from trainlab.study.runner import GroupExecutor
 
 __all__ = ["EntryResult", "entry_status", "gallery_dir", "run_all", "run_entry", "verdict_table", "write_index"]
 
@@ -50,11 +53,14 @@ def gallery_dir(runs_dir: str | Path = "runs") -> Path:
 
 
 def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "runs", fresh: bool = False,
-              progress: Any = None, report: bool | None = None, draw: bool = True) -> EntryResult:
+              progress: Any = None, report: bool | None = None, draw: bool = True,
+              executor: GroupExecutor | None = None) -> EntryResult:
     """Run one entry (see the module docstring).
 
     `report` writes the study's report.html (default: not in quick mode); `draw=False` builds the
-    picture's figure but does not render it (tests: rendering is matplotlib's, and slow).
+    picture's figure but does not render it (tests: rendering is matplotlib's, and slow). `executor`
+    trains the entry's study as `run_study` would with it (`trainlab.scale.ray.RayExecutor`: its groups
+    of runs as Ray tasks); entries that train no study (C12-C14 fit their own probes) run here.
     """
     from trainlab.study import load_results, parse_study, run_study
 
@@ -72,7 +78,7 @@ def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "run
     reused = 0
     if chosen.train:
         result = run_study(study, runs_dir=root, resume=True, fresh=fresh, progress=progress,
-                           report=not quick if report is None else report)
+                           report=not quick if report is None else report, executor=executor)
         folder = result.study_dir
         records = load_results(folder)
         reused = len(result.reused)
@@ -107,10 +113,10 @@ def run_entry(entry_id: str, *, quick: bool = False, runs_dir: str | Path = "run
 
 def run_all(*, quick: bool = False, runs_dir: str | Path = "runs", fresh: bool = False,
             ids: Sequence[str] | None = None, progress: Any = None,
-            told: Any = None, draw: bool = True) -> list[EntryResult]:
+            told: Any = None, draw: bool = True, executor: GroupExecutor | None = None) -> list[EntryResult]:
     """Run every entry that can run here (or `ids`), then write ``runs/gallery/index.html``.
 
-    `told(result)` is called as each entry ends; `draw` as in `run_entry`.
+    `told(result)` is called as each entry ends; `draw` and `executor` as in `run_entry`.
     """
     from trainlab.gallery import load_entries
 
@@ -119,7 +125,8 @@ def run_all(*, quick: bool = False, runs_dir: str | Path = "runs", fresh: bool =
     for entry_id in ids or sorted_ids():
         if entry(entry_id).available() is not None:
             continue
-        result = run_entry(entry_id, quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress, draw=draw)
+        result = run_entry(entry_id, quick=quick, runs_dir=runs_dir, fresh=fresh, progress=progress, draw=draw,
+                           executor=executor)
         results.append(result)
         if told is not None:
             told(result)

@@ -176,10 +176,42 @@ class RayExecutor:
                 "(`ray status`), and that it runs the same Ray version as this machine.") from None
         return True
 
-    @staticmethod
-    def _get(ray: ModuleType, ref: Any) -> list[tuple[str, Trained]]:
+    def map(self, function: Callable[..., Any], arguments: Sequence[tuple[Any, ...]], *,
+            poll: Callable[[], None] | None = None, interval: float = 0.5) -> list[Any]:
+        """``function(*args)`` for each of `arguments`, each as one Ray task; the results in that order.
+
+        The worker processes of a search (`trainlab.search.run_search`) run this way: the same worker
+        function a local search starts as a process, on whichever node Ray schedules it. `poll` is
+        called every `interval` seconds while tasks run (a progress display reads the shared storage).
+        An InputError raised in a task is raised here as one; a task that fails cancels the others.
+        """
+        if not arguments:
+            return []
+        ray = self.ray
+        started = self._connect(ray)
+        refs: list[Any] = []
+        waiting: list[Any] = []
         try:
-            return ray.get(ref)  # type: ignore[no-any-return]
+            task = ray.remote(num_cpus=self.num_cpus, max_retries=0)(function)
+            refs = [task.remote(*args) for args in arguments]
+            waiting = list(refs)
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=interval)
+                for ref in ready:
+                    self._get(ray, ref)  # a failed task stops the others now, not after they end
+                if poll is not None:
+                    poll()
+            return [self._get(ray, ref) for ref in refs]
+        finally:
+            for ref in waiting:
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+    @staticmethod
+    def _get(ray: ModuleType, ref: Any) -> Any:
+        try:
+            return ray.get(ref)
         except ray.exceptions.RayTaskError as error:
             cause = getattr(error, "cause", None)
             if isinstance(cause, InputError):

@@ -26,7 +26,12 @@ trials still to run are split between them, so the search ends with exactly
 ``trials`` finished trials, numbered by the storage without repeats. Each
 worker's torch uses its share of the CPU cores. More machines: start
 ``trainlab search SPEC --storage URL --resume --trials N`` on each, with a
-server storage (PostgreSQL) and N summing to the trials wanted.
+server storage (PostgreSQL) and N summing to the trials wanted. Or, on a Ray
+cluster, ``trainlab search SPEC --ray ADDRESS --jobs N``: the same worker
+function runs as N Ray tasks (`trainlab.scale.ray.RayExecutor.map`), which
+share the storage; it must be reachable from every node, so a cluster needs a
+server storage (``--storage postgresql://...``), while the default SQLite file
+serves a Ray on this one machine.
 
 Resume. A search stores a fingerprint of its base spec, space and metric;
 ``resume`` continues one (the finished trials stay, the missing ones run),
@@ -44,7 +49,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab import __version__
 from trainlab.callbacks import Callback, History
@@ -52,6 +57,9 @@ from trainlab.data import Dataset
 from trainlab.errors import InputError
 from trainlab.search.spec import SearchPlan, format_params, parse_search
 from trainlab.spec import FitSpec, spec_to_dict
+
+if TYPE_CHECKING:
+    from trainlab.scale.ray import RayExecutor
 
 __all__ = ["PruningCallback", "SearchProgress", "SearchResult", "open_storage", "run_search"]
 
@@ -158,7 +166,7 @@ def open_storage(url: str) -> Any:
 
 def run_search(plan: SearchPlan, *, runs_dir: str | Path = "runs", trials: int | None = None, jobs: int = 1,
                resume: bool = False, fresh: bool = False, storage: str | None = None, report: bool = True,
-               progress: SearchProgress | None = None) -> SearchResult:
+               progress: SearchProgress | None = None, executor: RayExecutor | None = None) -> SearchResult:
     """Run the trials of `plan` that are missing, then write best.toml and report.html.
 
     Args:
@@ -171,6 +179,8 @@ def run_search(plan: SearchPlan, *, runs_dir: str | Path = "runs", trials: int |
         storage: an Optuna storage URL, instead of search.storage and runs_dir/<name>/search.db.
         report: write report.html.
         progress: told how many trials have finished (`trainlab search` shows a progress bar).
+        executor: run the `jobs` workers as tasks on a Ray cluster (`trainlab.scale.ray.RayExecutor`)
+            instead of processes here; the storage must be reachable from its nodes.
 
     Raises:
         InputError: the storage already holds this search and neither `resume` nor `fresh` is
@@ -221,7 +231,9 @@ def run_search(plan: SearchPlan, *, runs_dir: str | Path = "runs", trials: int |
     start = time.perf_counter()
     status = "failed"
     try:
-        if todo and jobs == 1:
+        if todo and executor is not None:
+            _run_ray_workers(plan, url, todo, jobs, study, progress, executor)
+        elif todo and jobs == 1:
             _work(plan, url, todo, worker=0, dataset=dataset, progress=progress)
         elif todo:
             _run_workers(plan, url, todo, jobs, study, progress)
@@ -271,9 +283,24 @@ def _best(study: Any) -> float | None:
 # --------------------------------------------------------------------------- workers
 
 
-def _run_workers(plan: SearchPlan, url: str, todo: int, jobs: int, study: Any, progress: SearchProgress) -> None:
+def _quotas(todo: int, jobs: int) -> list[int]:
+    """The trials each of `jobs` workers runs: `todo` split as evenly as can be."""
     jobs = min(jobs, todo)
-    quotas = [todo // jobs + (1 if i < todo % jobs else 0) for i in range(jobs)]
+    return [todo // jobs + (1 if i < todo % jobs else 0) for i in range(jobs)]
+
+
+def _run_ray_workers(plan: SearchPlan, url: str, todo: int, jobs: int, study: Any, progress: SearchProgress,
+                     executor: RayExecutor) -> None:
+    """The workers as Ray tasks: the same `_child` a local worker process runs, one torch thread per CPU
+    Ray reserves for it."""
+    threads = max(1, int(executor.num_cpus))
+    executor.map(_child, [(plan.raw, plan.source, url, quota, i, threads) for i, quota in enumerate(_quotas(todo, jobs))],
+                 poll=lambda: progress.update(finished=_count_finished(study), best=_best(study)))
+
+
+def _run_workers(plan: SearchPlan, url: str, todo: int, jobs: int, study: Any, progress: SearchProgress) -> None:
+    quotas = _quotas(todo, jobs)
+    jobs = len(quotas)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # torch's threads do not survive a fork
     workers = [context.Process(target=_child, args=(plan.raw, plan.source, url, quota, i, threads),
