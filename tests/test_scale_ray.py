@@ -186,3 +186,20 @@ def test_gallery_and_search_with_an_unreachable_ray_address_stop_within_30_secon
     err = capsys.readouterr().err
     assert f"the Ray cluster at '127.0.0.1:{port}' cannot be reached" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_search_on_a_ray_cluster_with_a_sqlite_storage_warns_that_other_nodes_cannot_share_it(tmp_path):
+    from trainlab.search import parse_search, run_search
+    from trainlab.search.runner import _child
+
+    class Recording:  # stands in for RayExecutor: records the tasks it is given
+        address, num_cpus, calls = "10.0.0.5:6379", 1.0, []
+
+        def map(self, function, arguments, *, poll=None):
+            self.calls.append((function, [args[3] for args in arguments]))
+            return [None] * len(arguments)
+
+    executor = Recording()
+    with pytest.warns(UserWarning, match="workers on other nodes cannot share it.*postgresql://"):
+        run_search(parse_search(SEARCH), runs_dir=tmp_path, trials=5, jobs=2, report=False, executor=executor)
+    assert executor.calls == [(_child, [3, 2])]  # the local worker function; 5 trials split over 2 tasks

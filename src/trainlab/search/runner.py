@@ -46,6 +46,7 @@ import math
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +294,13 @@ def _run_ray_workers(plan: SearchPlan, url: str, todo: int, jobs: int, study: An
                      executor: RayExecutor) -> None:
     """The workers as Ray tasks: the same `_child` a local worker process runs, one torch thread per CPU
     Ray reserves for it."""
+    cluster = executor.address if executor.address is not None else os.environ.get("RAY_ADDRESS")
+    if url.startswith("sqlite") and cluster not in (None, "", "local"):
+        # A file on this machine: the other nodes' workers would each open a search.db of their own.
+        warnings.warn(f"search '{plan.name}' keeps its trials in {url}, a SQLite file on this machine, while its "
+                      f"workers run on the Ray cluster at '{cluster}'; workers on other nodes cannot share it. "
+                      "Give a storage every node reaches: --storage postgresql://user:password@host/database.",
+                      stacklevel=2)
     threads = max(1, int(executor.num_cpus))
     executor.map(_child, [(plan.raw, plan.source, url, quota, i, threads) for i, quota in enumerate(_quotas(todo, jobs))],
                  poll=lambda: progress.update(finished=_count_finished(study), best=_best(study)))
