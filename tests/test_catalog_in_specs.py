@@ -242,17 +242,9 @@ def test_bad_data_technique_fields_are_spec_errors(fields, message):
         spec(**fields)
 
 
-def _engine_takes_batch_transforms():
-    import dataclasses
-
-    return "batch_transforms" in {f.name for f in dataclasses.fields(trainlab.engine.LoopConfig)}
-
-
 SIGNAL_AUGMENTATIONS = {"signal_shift", "signal_scale", "signal_jitter"}
 
 
-@pytest.mark.skipif(not _engine_takes_batch_transforms(),
-                    reason="the engine applies recipe augmentations through LoopConfig(batch_transforms=...)")
 @pytest.mark.parametrize("name", AUGMENTATIONS.names())
 def test_every_recipe_augmentation_trains_from_a_spec(name):
     if name in SIGNAL_AUGMENTATIONS:
