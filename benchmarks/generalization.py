@@ -141,6 +141,10 @@ def main() -> None:
         if row.target is not None:
             verdicts.append(f"{row.name}: {ratio:.2f}x (target >= {row.target:g}x, "
                             f"{'met' if ratio >= row.target else 'NOT met'})")
+    if not args.only or args.only in "top Hessian eigenvalue":
+        from sharpness import format_row, hessian_row  # benchmarks/sharpness.py, beside this script
+
+        print(format_row(hessian_row(rounds=args.rounds)))
     if verdicts:
         print("summary: " + "; ".join(verdicts))
 
