@@ -203,7 +203,8 @@ class Stack:
         return VmapForward(shared.skeleton, names, fused=shared.fused, penalty=shared.penalty_inside)
 
     def _penalties(self, modules: list[nn.Module], dtype: torch.dtype, device: torch.device
-                   ) -> list[tuple[str, Tensor | None, Tensor | None]]:
+                   ) -> list[tuple[str, Tensor | None, Tensor | None, Tensor | None]]:
+        """Per parameter with a penalty: its L1 and L2 strengths (K,) and the rows that have one (None: all)."""
         terms = []
         for name in self.shared.outside:
             values = []
@@ -213,9 +214,11 @@ class Stack:
                 values.append(strengths(reg))
             l1 = [v[0] for v in values]  # type: ignore[index]
             l2 = [v[1] for v in values]  # type: ignore[index]
-            if any(l1) or any(l2):
+            rows = [i for i in range(len(modules)) if l1[i] or l2[i]]
+            if rows:
                 terms.append((name, torch.tensor(l1, dtype=dtype, device=device) if any(l1) else None,
-                              torch.tensor(l2, dtype=dtype, device=device) if any(l2) else None))
+                              torch.tensor(l2, dtype=dtype, device=device) if any(l2) else None,
+                              None if len(rows) == len(modules) else torch.tensor(rows, device=device)))
         return terms
 
     def snapshot(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -266,9 +269,10 @@ class Stack:
 
     # -- one step -------------------------------------------------------------------------------
     def run_step(self, groups: Sequence[tuple[int, Tensor | None]], table: Tensor, start: int,
-                 lr: Tensor, active: list[bool] | None, sums: dict[str, Tensor]
+                 lr: Tensor, active: list[bool] | None, sums: dict[str, Tensor], common_lr: float | None = None
                  ) -> tuple[list[tuple[Tensor | None, Tensor, Tensor]], Tensor | None]:
-        """Forward, loss, backward, gradient hooks and update for one step.
+        """Forward, loss, backward, gradient hooks and update for one step (`common_lr`: every member's
+        lr, when they share one; see `StackedOptimizer.step`).
 
         Returns (members, outputs, targets) per group, and each row's batch loss (K,) when asked for.
         """
@@ -283,6 +287,7 @@ class Stack:
                 if active is not None and any(m is None for _, m in groups) else None)
         batch_losses: Tensor | None = None
         whole = len(groups) == 1 and groups[0][1] is None  # one forward of the whole stack
+        penalties = self._outside_penalty() if self.penalties else None
         if shared.member_losses and not whole:
             batch_losses = torch.zeros(len(self.slots), dtype=self.dtype, device=self.device)
         for size, members in groups:
@@ -315,20 +320,25 @@ class Stack:
                     batch_losses += per_member.detach()
                 else:
                     batch_losses.index_add_(0, members, per_member.detach())
-            extra = self._outside_penalty(params, members)
             if penalty is not None:
-                extra = penalty if extra is None else extra + penalty
+                term = term + penalty.sum()
+            outside = (penalties if members is None else penalties.index_select(0, members)
+                       ) if penalties is not None else None
+            extra = outside
+            if penalty is not None:
+                extra = penalty.detach() if extra is None else extra + penalty.detach()
             if extra is not None:
-                term = term + extra.sum()
-                _accumulate(sums, "penalty", members, extra.detach() * size, weight)
+                _accumulate(sums, "penalty", members, extra * size, weight)
             objective = term if objective is None else objective + term
             records.append((members, out.detach(), yb))
         if objective is None:
             return records, batch_losses
         backward(objective)
+        if self.penalties:
+            self._add_penalty_gradients()
         if shared.hooks:
             self._hooks(active)
-        self.optimizer.step(lr, active)
+        self.optimizer.step(lr, active, common_lr)
         return records, batch_losses
 
     def _transform(self, xb: Tensor, yb: Tensor, rows: list[int]) -> tuple[Tensor, Tensor]:
@@ -393,17 +403,55 @@ class Stack:
         _accumulate(sums, "loss", members, per_member.detach() * size, weight)
         return per_member.sum(), per_member
 
-    def _outside_penalty(self, params: dict[str, Tensor], members: Tensor | None) -> Tensor | None:
+    def _outside_penalty(self) -> Tensor | None:
+        """Each row's L1/L2 penalty (K,), outside autograd: its gradient is `_add_penalty_gradients`'s.
+
+        Only the rows with a penalty are computed (a stack often mixes members with and without one).
+        """
         total: Tensor | None = None
-        for name, l1, l2 in self.penalties:
-            w = params[name].flatten(1)
-            for strength, value in ((l1, w.abs().sum(1) if l1 is not None else None),
-                                    (l2, w.square().sum(1) if l2 is not None else None)):
-                if strength is None or value is None:
+        with torch.no_grad():
+            for name, l1, l2, rows in self.penalties:
+                w = self.params[name].detach().flatten(1)
+                if rows is not None:
+                    w = w.index_select(0, rows)
+                term: Tensor | None = None
+                for strength, value in ((l1, w.abs().sum(1) if l1 is not None else None),
+                                        (l2, w.square().sum(1) if l2 is not None else None)):
+                    if strength is None or value is None:
+                        continue
+                    part = (strength if rows is None else strength.index_select(0, rows)) * value
+                    term = part if term is None else term + part
+                if term is None:
                     continue
-                term = (strength if members is None else strength[members]) * value
+                if rows is not None:
+                    term = torch.zeros(len(self.slots), dtype=term.dtype, device=term.device).index_add_(0, rows, term)
                 total = term if total is None else total + term
         return total
+
+    def _add_penalty_gradients(self) -> None:
+        """Add d(penalty)/dw to the rows' gradients, the terms autograd would add for
+        ``l1 * |w|.sum() + l2 * (w ** 2).sum()``: l1 * sign(w) and l2 * (2 w)."""
+        with torch.no_grad():
+            for name, l1, l2, rows in self.penalties:
+                leaf = self.params[name]
+                if leaf.grad is None:
+                    continue
+                w = leaf.detach() if rows is None else leaf.detach().index_select(0, rows)
+                shape = (-1,) + (1,) * (w.dim() - 1)
+                extra: Tensor | None = None
+                for strength, part in ((l1, w.sign() if l1 is not None else None),
+                                       (l2, 2 * w if l2 is not None else None)):
+                    if strength is None or part is None:
+                        continue
+                    chosen = strength if rows is None else strength.index_select(0, rows)
+                    part = part * chosen.view(shape)
+                    extra = part if extra is None else extra + part
+                if extra is None:
+                    continue
+                if rows is None:
+                    leaf.grad.add_(extra)
+                else:
+                    leaf.grad.index_add_(0, rows, extra)
 
 
 def _accumulate(sums: dict[str, Tensor], key: str, members: Tensor | None, values: Tensor,
@@ -515,7 +563,9 @@ class StackedStep:
             self._lrs = lrs
             self._lr = torch.tensor(lrs, dtype=stack.dtype, device=stack.device).unsqueeze(-1)
         start = batch * slots[0].member.batch_size
-        records, losses = stack.run_step(groups, self.table, start, self._lr, None if everyone else flags, self.sums)
+        common = lrs[0] if everyone and all(value == lrs[0] for value in lrs) else None
+        records, losses = stack.run_step(groups, self.table, start, self._lr, None if everyone else flags, self.sums,
+                                         common)
         self.records.append((None if everyone else flags, records))
         rows = losses.unbind() if losses is not None else None
         results: dict[int, tuple[Tensor, int]] = {}

@@ -7,8 +7,10 @@ The engine opens a `stream_scope` around each training forward; a random layer
 (`trainlab.layers.Dropout`) asks `layer_key(self)` for its key and draws with
 `uniform`. Outside a scope (a user's own loop) layers use torch's global stream.
 
-The hash is integer arithmetic on int64 tensors kept below 2**49 (no overflow), so
-it gives the same bits on every device and under ``torch.func.vmap``.
+The hash is MurmurHash3's 32-bit finalizer on int32 tensors: products wrap modulo
+2**32 (two's complement, as torch's integer kernels compute them on every device) and
+right shifts are made logical by masking, so it gives the same bits on every device and
+under ``torch.func.vmap``. `_reference_uniform` is the same hash on Python integers.
 
 Example:
     >>> import torch
@@ -45,29 +47,63 @@ def mix(*values: int) -> int:
     return state & _M62
 
 
-def _mul32(h: Tensor, constant: int) -> Tensor:
-    """(h * constant) mod 2**32 for h < 2**32, without int64 overflow."""
-    low, high = constant & 0xFFFF, constant >> 16
-    return (h * low + (((h * high) & 0xFFFF) << 16)) & _M32
+def _signed32(value: int) -> int:
+    """The int32 whose bits are those of the unsigned 32-bit `value`."""
+    return value - (1 << 32) if value >= (1 << 31) else value
 
 
-def _fmix32(h: Tensor) -> Tensor:
-    h = h ^ (h >> 16)
-    h = _mul32(h, 0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = _mul32(h, 0xC2B2AE35)
-    return h ^ (h >> 16)
+_C1, _C2 = _signed32(0x85EBCA6B), _signed32(0xC2B2AE35)
+
+
+def _shr(h: Tensor, n: int) -> Tensor:
+    """Logical right shift of int32 bits (torch's >> on int32 is arithmetic)."""
+    return (h >> n) & ((1 << (32 - n)) - 1)
+
+
+def _fmix32_(h: Tensor) -> Tensor:
+    """MurmurHash3's finalizer, in place on an int32 tensor."""
+    h ^= _shr(h, 16)
+    h.mul_(_C1)
+    h ^= _shr(h, 13)
+    h.mul_(_C2)
+    h ^= _shr(h, 16)
+    return h
+
+
+def _halves(key: Tensor) -> tuple[Tensor, Tensor]:
+    """The low and high 32 bits of int64 keys, as int32 tensors of the same bits."""
+    low, high = key & _M32, (key >> 32) & _M32
+    sign = 1 << 31
+    return ((low ^ sign) - sign).to(torch.int32), ((high ^ sign) - sign).to(torch.int32)
 
 
 def uniform(key: Tensor, numel: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """`numel` numbers in [0, 1) for each key: shape key.shape[:-1] + (numel,) for keys (..., 1),
     or (numel,) for a 0-d key. Element i of a key is the same whatever else is drawn."""
-    index = torch.arange(numel, device=key.device, dtype=torch.int64)
+    low, high = _halves(key)
+    h = torch.arange(numel, device=key.device, dtype=torch.int32) ^ low
+    _fmix32_(h)
+    h ^= high
+    _fmix32_(h)
+    h += low
+    _fmix32_(h)
+    return _shr(h, 8).to(dtype).mul_(1.0 / (1 << 24))
+
+
+def _reference_uniform(key: int, index: int) -> float:
+    """Element `index` of `uniform` for the 0-d `key`, computed on Python integers."""
+    def fmix(h: int) -> int:
+        h ^= h >> 16
+        h = (h * 0x85EBCA6B) & _M32
+        h ^= h >> 13
+        h = (h * 0xC2B2AE35) & _M32
+        return h ^ (h >> 16)
+
     low, high = key & _M32, (key >> 32) & _M32
-    h = _fmix32((index ^ low) & _M32)
-    h = _fmix32(h ^ high)
-    h = _fmix32((h + low) & _M32)
-    return (h >> 8).to(dtype) * (1.0 / (1 << 24))
+    h = fmix((index ^ low) & _M32)
+    h = fmix(h ^ high)
+    h = fmix((h + low) & _M32)
+    return (h >> 8) / (1 << 24)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ class StackedOptimizer:
         k = len(self.members)
         self.direction_rows = [i for i, m in enumerate(self.members) if m.direction_key is not None]
         self.own_rows = [i for i in range(k) if i not in set(self.direction_rows)]
-        self._own_fast: dict[int, Callable[[], None] | None] = {i: None for i in self.own_rows}
+        self._own_fast: dict[int, Callable[[float | None], None] | None] = {i: None for i in self.own_rows}
         total = sum(p.numel() for p in self.params)
         first = self.params[0]
         self.buffer = first.new_zeros(total) if self.direction_rows else None
@@ -167,6 +167,7 @@ class StackedOptimizer:
         # (first row, last row + 1, one tensor per stacked parameter) handed to torch as parameters.
         self.pieces: list[tuple[int, int, list[Tensor]]] = []
         self.direction: list[torch.optim.Optimizer] = []
+        self._targets: list[list[Tensor]] = []  # each direction optimizer's rows of the parameters themselves
         groups: dict[Any, list[int]] = {}
         for i in self.direction_rows:
             groups.setdefault(self.members[i].direction_key, []).append(i)
@@ -193,7 +194,11 @@ class StackedOptimizer:
                     if state:
                         optimizer.state[tensor] = state
             self.direction.append(optimizer)
-        self._fast: list[Callable[[], None] | None] = [_functional_step(o) for o in self.direction]
+            self._targets.append([p[start] if stop - start == 1 else p[start:stop]
+                                  for start, stop, _ in handed for p in self.params])
+        self._fast: list[Callable[[float | None], None] | None] = [_functional_step(o) for o in self.direction]
+        # The same update written straight into the parameters, for steps where every member has one lr.
+        self._direct: list[Callable[[float | None], None] | None] = [None] * len(self.direction)
         dtype, device = first.dtype, first.device
         coupled = [m.coupled_decay for m in self.members]
         decoupled = [m.decoupled_decay for m in self.members]
@@ -201,8 +206,13 @@ class StackedOptimizer:
         self.decoupled = (torch.tensor(decoupled, dtype=dtype, device=device).unsqueeze(1)
                           if any(decoupled) else None)
 
-    def step(self, lr: Tensor, active: Sequence[bool] | None = None) -> None:
+    def step(self, lr: Tensor, active: Sequence[bool] | None = None, common_lr: float | None = None) -> None:
         """One update from the leaves' gradients; `lr` (K, 1) holds each member's lr, 0 where inactive.
+
+        `common_lr`, when every member takes this step with that one lr and no member has
+        weight decay: the direction optimizers then write ``p - lr * D`` into the parameters
+        directly (the update a solo run's optimizer makes), which saves zeroing the buffer U
+        and the multiply-add per parameter.
 
         `params`, `updates` and the gradients are plain tensors outside autograd,
         so the in-place arithmetic here records nothing.
@@ -211,14 +221,17 @@ class StackedOptimizer:
         grads = [leaf.grad.view(k, -1) if leaf.grad is not None else torch.zeros_like(p)
                  for leaf, p in zip(self.leaves, self.params)]
         if self.buffer is not None:
-            if self.coupled is not None:
-                for grad, param in zip(grads, self.params):
-                    grad.addcmul_(param, self.coupled)
-            if self.decoupled is not None:
-                factor = 1.0 - lr * self.decoupled
-                for param in self.params:
-                    param.mul_(factor)
-            self.buffer.zero_()
+            direct = (common_lr is not None and active is None and self.coupled is None and self.decoupled is None
+                      and all(fast is not None for fast in self._fast))
+            if not direct:
+                if self.coupled is not None:
+                    for grad, param in zip(grads, self.params):
+                        grad.addcmul_(param, self.coupled)
+                if self.decoupled is not None:
+                    factor = 1.0 - lr * self.decoupled
+                    for param in self.params:
+                        param.mul_(factor)
+                self.buffer.zero_()
             for start, stop, tensors in self.pieces:
                 if stop - start == 1 and active is not None and not active[start]:
                     for tensor in tensors:
@@ -226,15 +239,23 @@ class StackedOptimizer:
                     continue
                 for tensor, grad in zip(tensors, grads):
                     tensor.grad = grad[start] if stop - start == 1 else grad[start:stop]
-            for index, optimizer in enumerate(self.direction):
-                fast = self._fast[index] if active is None else None
-                if fast is not None:
-                    fast()
-                else:
-                    optimizer.step()
-                    if active is None and self._fast[index] is None:
-                        self._fast[index] = _functional_step(optimizer)
-            torch._foreach_addcmul_(self.params, self.updates, [lr] * len(self.params))
+            if direct:
+                for index, optimizer in enumerate(self.direction):
+                    step = self._direct[index]
+                    if step is None:
+                        step = self._direct[index] = _functional_step(optimizer, self._targets[index])
+                    assert step is not None  # the optimizer has a functional form (its `_fast` exists)
+                    step(common_lr)
+            else:
+                for index, optimizer in enumerate(self.direction):
+                    fast = self._fast[index] if active is None else None
+                    if fast is not None:
+                        fast(None)
+                    else:
+                        optimizer.step()
+                        if active is None and self._fast[index] is None:
+                            self._fast[index] = _functional_step(optimizer)
+                torch._foreach_addcmul_(self.params, self.updates, [lr] * len(self.params))
         for i in self.own_rows:
             if active is None or active[i]:
                 member = self.members[i]
@@ -242,7 +263,7 @@ class StackedOptimizer:
                     p.grad = grad[i].view(p.shape)
                 fast = self._own_fast[i]
                 if fast is not None:
-                    fast()
+                    fast(None)
                 else:
                     member.optimizer.step()
                     self._own_fast[i] = _functional_step(member.optimizer)
@@ -258,7 +279,8 @@ class StackedOptimizer:
                     self.members[i].state = [_row(s, i - start, stop - start) for s in states if s is not None]
 
 
-def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | None:
+def _functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] | None = None
+                     ) -> Callable[[float | None], None] | None:
     """`optimizer.step()` as torch's functional form (`StackedForm.functional`), its lists bound once.
 
     ``step()`` rebuilds the lists of parameters, gradients and state tensors on
@@ -266,9 +288,14 @@ def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | N
     the state exists (after the first step) the lists do not change, so the same
     functional call torch makes (`torch.optim.adam.adam`, `torch.optim.sgd.sgd`)
     is made with them directly. None for other optimizers or before the first step.
+
+    With `targets` (tensors shaped like the parameters) the update is written into
+    them instead, from the parameters' gradients and state; the returned function
+    takes the lr to use (None: the group's).
     """
     group = optimizer.param_groups[0]
     params = group["params"]
+    written = list(targets) if targets is not None else params
     states = [optimizer.state.get(p) for p in params]
     if len(optimizer.param_groups) != 1 or not all(states) or group.get("differentiable"):
         return None
@@ -283,9 +310,10 @@ def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | N
         steps = [s["step"] for s in states]  # type: ignore[index]
         beta1, beta2 = group["betas"]
 
-        def adam_step() -> None:
-            adam(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
-                 has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
+        def adam_step(lr: float | None = None) -> None:
+            adam(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
+                 has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"] if lr is None else lr,
+                 weight_decay=group["weight_decay"],
                  eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
                  capturable=group["capturable"], differentiable=False, fused=group["fused"], grad_scale=None,
                  found_inf=None, decoupled_weight_decay=group["decoupled_weight_decay"])
@@ -298,9 +326,10 @@ def _functional_step(optimizer: torch.optim.Optimizer) -> Callable[[], None] | N
         if group["momentum"] != 0 and any(b is None for b in buffers):
             return None
 
-        def sgd_step() -> None:
-            sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
-                momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
+        def sgd_step(lr: float | None = None) -> None:
+            sgd(written, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
+                momentum=group["momentum"], lr=group["lr"] if lr is None else lr, dampening=group["dampening"],
+                nesterov=group["nesterov"],
                 maximize=group["maximize"], has_sparse_grad=False, foreach=group["foreach"], fused=group["fused"],
                 grad_scale=None, found_inf=None)
 

@@ -218,9 +218,9 @@ def _own_model(run: PlannedRun, trained: nn.Module) -> nn.Module:
     """
     own = Sequential(run.spec.model.layers, name=run.spec.name)
     first: Any = trained.layers[0]  # type: ignore[index]
-    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's stream alone
-        own.build(tuple(first.input_shape))
-    own.to(next(iter(trained.parameters())).device)
+    # Built on the meta device: the weights are overwritten, so none are drawn (nor the caller's stream moved).
+    own.build(tuple(first.input_shape), device="meta")
+    own.to_empty(device=next(iter(trained.parameters())).device)
     with torch.no_grad():
         for mine, theirs in zip(own.state_dict().values(), trained.state_dict().values(), strict=True):
             mine.copy_(theirs)

@@ -1,0 +1,41 @@
+"""The counter-based random streams behind dropout: the hash, its bits and its distribution."""
+
+import random
+
+import torch
+from scipy import stats
+
+from trainlab.engine import streams
+
+
+def _keys(n: int) -> list[int]:
+    rng = random.Random(0)
+    return [streams.mix(rng.randrange(1 << 40), rng.randrange(10**6), rng.randrange(50)) for _ in range(n)]
+
+
+def test_uniform_equals_the_hash_on_python_integers():
+    keys = _keys(20) + [0, (1 << 62) - 1, 1 << 31, (1 << 32) - 1]
+    drawn = streams.uniform(torch.tensor(keys).view(-1, 1), 3000)
+    for row, key in enumerate(keys):
+        for index in (0, 1, 2, 1234, 2999):
+            assert float(drawn[row, index]) == streams._reference_uniform(key, index)
+
+
+def test_an_element_does_not_depend_on_how_many_are_drawn_nor_on_the_other_keys():
+    keys = _keys(3)
+    alone = streams.uniform(torch.tensor(keys[1]), 100)
+    together = streams.uniform(torch.tensor(keys).view(-1, 1), 5000)
+    assert torch.equal(alone, together[1, :100])
+
+
+def test_uniform_is_uniform_on_0_1_and_independent_across_keys():
+    drawn = streams.uniform(torch.tensor(_keys(2)).view(-1, 1), 50_000, dtype=torch.float64)
+    assert float(drawn.min()) >= 0.0 and float(drawn.max()) < 1.0
+    assert stats.kstest(drawn[0].numpy(), "uniform").pvalue > 1e-3
+    assert abs(stats.pearsonr(drawn[0].numpy(), drawn[1].numpy()).statistic) < 0.02
+
+
+def test_the_same_bits_under_vmap():
+    keys = torch.tensor(_keys(4))
+    mapped = torch.func.vmap(lambda key: streams.uniform(key, 64), randomness="different")(keys)
+    assert torch.equal(mapped, streams.uniform(keys.view(-1, 1), 64))
