@@ -175,15 +175,3 @@ def test_fit_bad_input_errors():
         wrong = Sequential([Dense(3, input_shape=(5,), activation="softmax")])
         wrong.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         wrong.fit(x, y, verbose=0)
-
-
-def test_build_on_the_meta_device_gives_the_shapes_and_draws_no_random_numbers():
-    layers = [Dense(16, activation="relu"), Dense(3, activation="softmax")]
-    real = Sequential(layers)
-    real.build((4,))
-    meta = Sequential([Dense(16, activation="relu"), Dense(3, activation="softmax")])
-    before = torch.random.get_rng_state()
-    meta.build((4,), device="meta")
-    assert torch.equal(torch.random.get_rng_state(), before)
-    assert all(p.is_meta for p in meta.parameters())
-    assert [p.shape for p in meta.parameters()] == [p.shape for p in real.parameters()]

@@ -256,5 +256,6 @@ def test_runs_with_and_without_dropout_share_a_stack_and_equal_lone_fits(tmp_pat
         model = trainlab.Sequential(run.spec.model.layers)
         trainlab.fit(model, "iris", run.spec.recipe, validation_split=0.2)
         assert saved.state_dict().keys() == model.state_dict().keys()
+        assert saved.get_config()["layers"] == model.get_config()["layers"]
         for key, value in model.state_dict().items():
             assert ((saved.state_dict()[key] - value).norm() / value.norm()).item() < 1e-5, (run.run_id, key)

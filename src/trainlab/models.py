@@ -150,9 +150,8 @@ class Sequential(nn.Module):
     def built(self) -> bool:
         return all(getattr(layer, "built", True) for layer in self.layers)
 
-    def build(self, input_shape: Sequence[int] | None = None, *, device: torch.device | str | None = None) -> None:
-        """Create every layer's weights for inputs of `input_shape` (no batch dim), on `device`
-        (default: where the model's parameters are, else the CPU)."""
+    def build(self, input_shape: Sequence[int] | None = None) -> None:
+        """Create every layer's weights for inputs of `input_shape` (no batch dim)."""
         if self.built:
             return
         shape = tuple(input_shape) if input_shape is not None else self._declared_input_shape()
@@ -162,12 +161,8 @@ class Sequential(nn.Module):
                 "call build(input_shape), or fit it on data first"
             )
         dtype = torch.long if self._takes_tokens() else torch.float32
-        if device is None:
-            device = next((p.device for p in self.parameters()), torch.device("cpu"))
-            engine.probe_outputs(self, torch.zeros((2, *shape), dtype=dtype, device=device))
-            return
-        with torch.device(device):  # the layers' weights are created there too ("meta": shapes only, nothing drawn)
-            engine.probe_outputs(self, torch.zeros((2, *shape), dtype=dtype))
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))
+        engine.probe_outputs(self, torch.zeros((2, *shape), dtype=dtype, device=device))
 
     def _declared_input_shape(self) -> tuple[int, ...] | None:
         first = self.layers[0] if self.layers else None

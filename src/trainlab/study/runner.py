@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import tomli_w
-import torch
 from torch import nn
 
 from trainlab import __version__
@@ -211,19 +210,17 @@ def _layers_in_stack(run: PlannedRun, runs: Sequence[PlannedRun]) -> list[Any]:
 
 
 def _own_model(run: PlannedRun, trained: nn.Module) -> nn.Module:
-    """The run's own model (as its spec describes it) holding the weights `trained` ended with.
+    """The run's own model (as its spec describes it): `trained`'s layers without the rate-0
+    Dropout layers the stack added (see `_padded`; a padded run has no Dropout of its own).
 
-    `trained` has rate-0 Dropout layers added (see `_padded`): they hold no weights, so the
-    parameters and buffers of both models correspond in order.
+    The layers are `trained`'s own objects, holding the weights it ended with: the Dropout
+    layers hold no weights, so nothing is copied and no weights are drawn.
     """
-    own = Sequential(run.spec.model.layers, name=run.spec.name)
-    first: Any = trained.layers[0]  # type: ignore[index]
-    # Built on the meta device: the weights are overwritten, so none are drawn (nor the caller's stream moved).
-    own.build(tuple(first.input_shape), device="meta")
-    own.to_empty(device=next(iter(trained.parameters())).device)
-    with torch.no_grad():
-        for mine, theirs in zip(own.state_dict().values(), trained.state_dict().values(), strict=True):
-            mine.copy_(theirs)
+    from trainlab.layers import Dropout
+
+    kept = [layer for layer in trained.layers if not isinstance(layer, Dropout)]  # type: ignore[union-attr]
+    own = Sequential(kept, name=run.spec.name)
+    own.train(trained.training)
     return own
 
 
