@@ -203,8 +203,8 @@ class Stack:
         return VmapForward(shared.skeleton, names, fused=shared.fused, penalty=shared.penalty_inside)
 
     def _penalties(self, modules: list[nn.Module], dtype: torch.dtype, device: torch.device
-                   ) -> list[tuple[str, Tensor | None, Tensor | None, Tensor | None]]:
-        """Per parameter with a penalty: its L1 and L2 strengths (K,) and the rows that have one (None: all)."""
+                   ) -> list[tuple[str, Tensor | None, Tensor | None, Rows]]:
+        """Per parameter with a penalty: its L1 and L2 strengths (K,) and the rows that have one (see `Rows`)."""
         terms = []
         for name in self.shared.outside:
             values = []
@@ -218,7 +218,7 @@ class Stack:
             if rows:
                 terms.append((name, torch.tensor(l1, dtype=dtype, device=device) if any(l1) else None,
                               torch.tensor(l2, dtype=dtype, device=device) if any(l2) else None,
-                              None if len(rows) == len(modules) else torch.tensor(rows, device=device)))
+                              _rows(rows, len(modules), device)))
         return terms
 
     def snapshot(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -411,20 +411,19 @@ class Stack:
         total: Tensor | None = None
         with torch.no_grad():
             for name, l1, l2, rows in self.penalties:
-                w = self.params[name].detach().flatten(1)
-                if rows is not None:
-                    w = w.index_select(0, rows)
+                w = _take(self.params[name].detach().flatten(1), rows)
                 term: Tensor | None = None
                 for strength, value in ((l1, w.abs().sum(1) if l1 is not None else None),
                                         (l2, w.square().sum(1) if l2 is not None else None)):
                     if strength is None or value is None:
                         continue
-                    part = (strength if rows is None else strength.index_select(0, rows)) * value
+                    part = _take(strength, rows) * value
                     term = part if term is None else term + part
                 if term is None:
                     continue
                 if rows is not None:
-                    term = torch.zeros(len(self.slots), dtype=term.dtype, device=term.device).index_add_(0, rows, term)
+                    whole = torch.zeros(len(self.slots), dtype=term.dtype, device=term.device)
+                    term = _put(whole, rows, term)
                 total = term if total is None else total + term
         return total
 
@@ -436,22 +435,46 @@ class Stack:
                 leaf = self.params[name]
                 if leaf.grad is None:
                     continue
-                w = leaf.detach() if rows is None else leaf.detach().index_select(0, rows)
+                w = _take(leaf.detach(), rows)
                 shape = (-1,) + (1,) * (w.dim() - 1)
                 extra: Tensor | None = None
                 for strength, part in ((l1, w.sign() if l1 is not None else None),
                                        (l2, 2 * w if l2 is not None else None)):
                     if strength is None or part is None:
                         continue
-                    chosen = strength if rows is None else strength.index_select(0, rows)
-                    part = part * chosen.view(shape)
+                    part = part * _take(strength, rows).view(shape)
                     extra = part if extra is None else extra + part
-                if extra is None:
-                    continue
-                if rows is None:
-                    leaf.grad.add_(extra)
-                else:
-                    leaf.grad.index_add_(0, rows, extra)
+                if extra is not None:
+                    _put(leaf.grad, rows, extra)
+
+
+#: Some rows of a stack: None (all), a slice (consecutive rows) or an index tensor.
+Rows = slice | Tensor | None
+
+
+def _rows(rows: list[int], k: int, device: torch.device) -> Rows:
+    if len(rows) == k:
+        return None
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1)
+    return torch.tensor(rows, device=device)
+
+
+def _take(t: Tensor, rows: Rows) -> Tensor:
+    """`t`'s rows (a view for a slice)."""
+    if rows is None:
+        return t
+    return t[rows] if isinstance(rows, slice) else t.index_select(0, rows)
+
+
+def _put(target: Tensor, rows: Rows, values: Tensor) -> Tensor:
+    """Add `values` to `target`'s rows, in place."""
+    if rows is None:
+        return target.add_(values)
+    if isinstance(rows, slice):
+        target[rows].add_(values)
+        return target
+    return target.index_add_(0, rows, values)
 
 
 def _accumulate(sums: dict[str, Tensor], key: str, members: Tensor | None, values: Tensor,
