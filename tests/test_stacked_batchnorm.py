@@ -140,6 +140,10 @@ def test_the_layer_path_uses_each_members_batch_statistics_and_updates_its_runni
                 * params["layers.0.weight"].unsqueeze(1) + params["layers.0.bias"].unsqueeze(1))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert all(torch.equal(buffers[n], running[n]) for n in buffers)
+    # One batch seen by every member (how validation runs): each member's own running statistics.
+    shared, _ = forward(params, buffers, x[1], training=False, shared=True)
+    torch.testing.assert_close(shared[1], expected[1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(shared[0], expected[1])
     # Running statistics passed as strided views get the same update, in place.
     strided = {n: t.t().contiguous().t() for n, t in running.items()}
     assert not strided["layers.0.running_mean"].is_contiguous()

@@ -298,6 +298,8 @@ def layer_stack_supported(model: nn.Module) -> bool:
         elif type(layer) is Dropout:
             continue
         elif type(layer) is BatchNormalization:
+            # Any rank: its statistics are over every axis but the last, which the features-first
+            # (m, features, samples) layout gathers in its samples axis. Built: it has its buffers.
             if not layer.built:
                 return False
         elif type(layer) in PER_SAMPLE_LAYERS:
