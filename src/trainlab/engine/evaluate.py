@@ -80,7 +80,7 @@ def predict_tensors(model: nn.Module, x: Tensor, *, batch_size: int = 1024) -> T
 def predict_members(models: Sequence[nn.Module], x: Tensor, *, batch_size: int = 1024) -> Tensor:
     """Every member's outputs on the same inputs, stacked: shape (K, N, ...).
 
-    Members of one architecture (trainlab Sequentials of Dense and per-sample
+    Members of one architecture (trainlab Sequentials of Dense, BatchNormalization and per-sample
     layers, the stacked fast path) run as one batched forward; any others run
     one after another. Eval mode, no gradients; the models are left as they were.
 
@@ -112,9 +112,10 @@ def _stacked_predict(models: Sequence[nn.Module], x: Tensor, batch_size: int) ->
            or _signature(m) != _signature(first) or not layer_stack_supported(m) for m in models[1:]):
         return None
     params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]) for n, _ in layout}
+    buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n, _ in first.named_buffers()}
     forward = LayerStackForward(first, fused=False)  # type: ignore[arg-type]
     with torch.no_grad():
-        parts = [forward(params, {}, x[s:s + batch_size], training=False, shared=True)[0]
+        parts = [forward(params, buffers, x[s:s + batch_size], training=False, shared=True)[0]
                  for s in range(0, x.shape[0], batch_size)]
     return torch.cat(parts, dim=1)
 

@@ -52,8 +52,8 @@ Which models stack. Any module whose forward works under ``torch.func.vmap``:
 trainlab's Dense, Conv1D/Conv2D, pooling, Flatten, Reshape, Activation,
 Dropout, BatchNormalization (each member keeps its own running statistics)
 and Embedding, and plain torch modules made of such layers. A Sequential of
-Dense, Activation, Dropout, Flatten, Reshape and pooling layers runs on a
-faster path without vmap. The recurrent layers (SimpleRNN, LSTM, GRU) do not
+Dense, BatchNormalization, Activation, Dropout, Flatten, Reshape and pooling
+layers runs on a faster path without vmap. The recurrent layers (SimpleRNN, LSTM, GRU) do not
 stack (torch has no batching rule for them): ``stack="auto"`` then trains the
 members one after another with the solo executor, which gives the same
 results; so do members whose models differ in shape, and models with tied
