@@ -214,11 +214,13 @@ class Stack:
                 values.append(strengths(reg))
             l1 = [v[0] for v in values]  # type: ignore[index]
             l2 = [v[1] for v in values]  # type: ignore[index]
-            rows = [i for i in range(len(modules)) if l1[i] or l2[i]]
-            if rows:
-                terms.append((name, torch.tensor(l1, dtype=dtype, device=device) if any(l1) else None,
-                              torch.tensor(l2, dtype=dtype, device=device) if any(l2) else None,
-                              _rows(rows, len(modules), device)))
+            # One term per kind, over the rows that have it (members often differ in which they have).
+            for kind, strengths_ in ((0, l1), (1, l2)):
+                rows = [i for i, strength in enumerate(strengths_) if strength]
+                if rows:
+                    strength = torch.tensor(strengths_, dtype=dtype, device=device)
+                    terms.append((name, strength if kind == 0 else None, strength if kind == 1 else None,
+                                  _rows(rows, len(modules), device)))
         return terms
 
     def snapshot(self) -> tuple[Tensor, dict[str, Tensor]]:

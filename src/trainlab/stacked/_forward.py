@@ -145,7 +145,11 @@ class LayerStackForward(StackedForward):
                 bias = params[self.names[id(layer.bias)]] if layer.bias is not None else None
                 h = torch.baddbmm(bias.unsqueeze(2), weight, h) if bias is not None else torch.bmm(weight, h)
                 if not (i == last and self.fused):
-                    if _elementwise(layer.activation):
+                    if type(layer.activation) is nn.ReLU:
+                        # In place on the product's fresh output (its backward does not need it; ReLU's
+                        # needs only its own result), saving an allocation as large as the activations.
+                        h = torch.relu_(h)
+                    elif _elementwise(layer.activation):
                         h = layer.activation(h)
                     else:
                         h = self._samples(h, m, lead)
