@@ -108,6 +108,29 @@ def test_unequal_subsets_schedules_penalties_and_smoothing_match_solo_runs():
         assert_same_history(history, alone)
 
 
+@pytest.mark.parametrize("penalties", [
+    # (l1, l2) per member: a shared strength on consecutive rows (one multiply-add on a slice), rows
+    # apart (an index), strengths that differ, both kinds on one member, and every member penalized.
+    [(None, None), (None, 1e-2), (None, 1e-2), (1e-3, None), (1e-3, None)],
+    [(1e-3, None), (None, None), (1e-2, None), (None, 5e-3), (None, None)],
+    [(1e-3, 1e-2), (2e-3, 5e-3), (1e-4, 1e-2), (3e-3, 1e-3), (1e-3, 1e-3)],
+])
+def test_penalized_and_plain_members_in_one_stack_match_their_solo_runs(penalties):
+    # The stack adds the L1/L2 gradient terms itself, on the rows that have them; each member's
+    # weights and logged loss (penalty included, as Keras logs it) equal its run alone.
+    members = [MemberConfig(seed=k, l1=l1, l2=l2) for k, (l1, l2) in enumerate(penalties)]
+    histories = fit_members(mlp(), members, DATA, metrics=["accuracy"], batch_size=8, num_epochs=2, device="cpu",
+                            stack="on")
+    for config, history in zip(members, histories):
+        reg = ({"kernel_regularizer": L1L2(l1=config.l1 or 0.0, l2=config.l2 or 0.0)}
+               if config.l1 is not None or config.l2 is not None else {})
+        alone = solo(mlp(**reg), config)
+        assert history.params["stacked"] is True
+        assert relative(history.model, alone.model) < 1e-5
+        assert_same_history(history, alone)
+        assert ("penalty" in history.history) == (config.l1 is not None or config.l2 is not None)
+
+
 def test_batchnorm_members_keep_their_own_running_statistics():
     def model():
         return trainlab.Sequential([Dense(8, activation="relu"), BatchNormalization(), Dense(3, activation="softmax")])

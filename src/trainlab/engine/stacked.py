@@ -202,9 +202,8 @@ class Stack:
         names = [*self.trainable, *[n for n in self.params if n not in self.trainable], *self.buffers]
         return VmapForward(shared.skeleton, names, fused=shared.fused, penalty=shared.penalty_inside)
 
-    def _penalties(self, modules: list[nn.Module], dtype: torch.dtype, device: torch.device
-                   ) -> list[tuple[str, Tensor | None, Tensor | None, Rows]]:
-        """Per parameter with a penalty: its L1 and L2 strengths (K,) and the rows that have one (see `Rows`)."""
+    def _penalties(self, modules: list[nn.Module], dtype: torch.dtype, device: torch.device) -> list[Penalty]:
+        """One `Penalty` per parameter and kind (L1, L2), over the rows that have it."""
         terms = []
         for name in self.shared.outside:
             values = []
@@ -212,15 +211,16 @@ class Stack:
                 owner, attr = _owner(module, name)
                 reg = owner.kernel_regularizer if attr == "weight" else owner.bias_regularizer
                 values.append(strengths(reg))
-            l1 = [v[0] for v in values]  # type: ignore[index]
-            l2 = [v[1] for v in values]  # type: ignore[index]
-            # One term per kind, over the rows that have it (members often differ in which they have).
-            for kind, strengths_ in ((0, l1), (1, l2)):
-                rows = [i for i, strength in enumerate(strengths_) if strength]
-                if rows:
-                    strength = torch.tensor(strengths_, dtype=dtype, device=device)
-                    terms.append((name, strength if kind == 0 else None, strength if kind == 1 else None,
-                                  _rows(rows, len(modules), device)))
+            for kind in ("l1", "l2"):
+                per_row = [v[0 if kind == "l1" else 1] for v in values]  # type: ignore[index]
+                rows = [i for i, strength in enumerate(per_row) if strength]
+                if not rows:
+                    continue
+                taken = _rows(rows, len(modules), device)
+                chosen = [per_row[i] for i in rows]
+                common = chosen[0] if all(c == chosen[0] for c in chosen) else None
+                terms.append(Penalty(name, kind, _take(torch.tensor(per_row, dtype=dtype, device=device), taken),
+                                     common, taken))
         return terms
 
     def snapshot(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -412,42 +412,45 @@ class Stack:
         """
         total: Tensor | None = None
         with torch.no_grad():
-            for name, l1, l2, rows in self.penalties:
-                w = _take(self.params[name].detach().flatten(1), rows)
-                term: Tensor | None = None
-                for strength, value in ((l1, w.abs().sum(1) if l1 is not None else None),
-                                        (l2, w.square().sum(1) if l2 is not None else None)):
-                    if strength is None or value is None:
-                        continue
-                    part = _take(strength, rows) * value
-                    term = part if term is None else term + part
-                if term is None:
-                    continue
-                if rows is not None:
-                    whole = torch.zeros(len(self.slots), dtype=term.dtype, device=term.device)
-                    term = _put(whole, rows, term)
-                total = term if total is None else total + term
+            for term in self.penalties:
+                w = _take(self.params[term.name].detach().flatten(1), term.rows)
+                value = (w.abs().sum(1) if term.kind == "l1" else w.square().sum(1)) * term.strength
+                if term.rows is not None:
+                    value = _put(torch.zeros(len(self.slots), dtype=value.dtype, device=value.device), term.rows, value)
+                total = value if total is None else total + value
         return total
 
     def _add_penalty_gradients(self) -> None:
         """Add d(penalty)/dw to the rows' gradients, the terms autograd would add for
-        ``l1 * |w|.sum() + l2 * (w ** 2).sum()``: l1 * sign(w) and l2 * (2 w)."""
+        ``l1 * |w|.sum()`` and ``l2 * (w ** 2).sum()``: l1 * sign(w) and l2 * (2 w)."""
         with torch.no_grad():
-            for name, l1, l2, rows in self.penalties:
-                leaf = self.params[name]
+            for term in self.penalties:
+                leaf = self.params[term.name]
                 if leaf.grad is None:
                     continue
-                w = _take(leaf.detach(), rows)
+                w = _take(leaf.detach(), term.rows)
+                if term.common is not None:  # one strength: a fused multiply-add
+                    part, alpha = (w.sign(), term.common) if term.kind == "l1" else (w, 2.0 * term.common)
+                    _put(leaf.grad, term.rows, part, alpha=alpha)
+                    continue
                 shape = (-1,) + (1,) * (w.dim() - 1)
-                extra: Tensor | None = None
-                for strength, part in ((l1, w.sign() if l1 is not None else None),
-                                       (l2, 2 * w if l2 is not None else None)):
-                    if strength is None or part is None:
-                        continue
-                    part = part * _take(strength, rows).view(shape)
-                    extra = part if extra is None else extra + part
-                if extra is not None:
-                    _put(leaf.grad, rows, extra)
+                part = w.sign() if term.kind == "l1" else 2 * w
+                _put(leaf.grad, term.rows, part * term.strength.view(shape))
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """An L1 or L2 weight penalty of some rows of a stacked parameter.
+
+    `strength` holds the rows' strengths (one per row of `rows`), `common` the one strength
+    they share (None when they differ).
+    """
+
+    name: str
+    kind: str  # "l1" or "l2"
+    strength: Tensor
+    common: float | None
+    rows: Rows
 
 
 #: Some rows of a stack: None (all), a slice (consecutive rows) or an index tensor.
@@ -469,14 +472,18 @@ def _take(t: Tensor, rows: Rows) -> Tensor:
     return t[rows] if isinstance(rows, slice) else t.index_select(0, rows)
 
 
-def _put(target: Tensor, rows: Rows, values: Tensor) -> Tensor:
-    """Add `values` to `target`'s rows, in place."""
+def _put(target: Tensor, rows: Rows, values: Tensor, *, alpha: float = 1.0) -> Tensor:
+    """Add `alpha * values` to `target`'s rows, in place."""
     if rows is None:
-        return target.add_(values)
+        return target.add_(values, alpha=alpha)
     if isinstance(rows, slice):
-        target[rows].add_(values)
+        target[rows].add_(values, alpha=alpha)
         return target
-    return target.index_add_(0, rows, values)
+    return target.index_add_(0, rows, values, alpha=alpha)
+
+
+#: Rows (members x samples) of one eval-mode forward part: 2048 x 256 float32 activations are 2 MiB.
+_EVAL_ROWS = 2048
 
 
 def _accumulate(sums: dict[str, Tensor], key: str, members: Tensor | None, values: Tensor,
@@ -687,19 +694,15 @@ class StackedStep:
             for metric in slot.member.val_metrics:
                 metric.reset()
         step = shared.val_batch
-        buffers = stack.buffers
         with torch.no_grad():
             for start in range(0, longest, step):
                 if table is None:
-                    out, _ = stack.forward(stack.params, buffers, x_val[start:start + step], training=False,
-                                           shared=True)
+                    out = self._evaluate(x_val[start:start + step], shared=True)
                 elif stack.member_x_val is not None:
                     owners = torch.arange(k, device=x_val.device).unsqueeze(1)
-                    out, _ = stack.forward(stack.params, buffers,
-                                           stack.member_x_val[owners, table[:, start:start + step]], training=False)
+                    out = self._evaluate(stack.member_x_val[owners, table[:, start:start + step]], shared=False)
                 else:
-                    out, _ = stack.forward(stack.params, buffers, x_val[table[:, start:start + step]],
-                                           training=False)
+                    out = self._evaluate(x_val[table[:, start:start + step]], shared=False)
                 for row, slot in checked.items():
                     size = min(counts[row] - start, step)
                     if size <= 0:
@@ -714,6 +717,21 @@ class StackedStep:
             entry = logs[slot.member.index]
             entry["val_loss"] = values[row] / counts[row]
             entry.update(metric_logs(slot.member.val_metrics, "val_"))
+
+    def _evaluate(self, x: Tensor, *, shared: bool) -> Tensor:
+        """The members' eval-mode outputs on `x` ((b, ...) seen by all when `shared`, else (K, b, ...)).
+
+        The forward runs on parts of about `_EVAL_ROWS` member-rows, so that its activations
+        stay in the cache; an eval-mode forward treats each sample alone, so the parts give
+        the outputs one pass would.
+        """
+        stack = self.stack
+        part = max(1, _EVAL_ROWS // len(stack.slots))
+        n = x.shape[0] if shared else x.shape[1]
+        if n <= part:
+            return stack.forward(stack.params, stack.buffers, x, training=False, shared=shared)[0]
+        return torch.cat([stack.forward(stack.params, stack.buffers, x[s:s + part] if shared else x[:, s:s + part],
+                                        training=False, shared=shared)[0] for s in range(0, n, part)], dim=1)
 
     def remember(self, live: Sequence[MemberState]) -> None:
         remaining = [s for s in self.stack.slots if not s.member.stopped]
