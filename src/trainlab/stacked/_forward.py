@@ -220,10 +220,12 @@ class LayerStackForward(StackedForward):
                 rows = on.nonzero().squeeze(1)
                 if rows.numel() == 0:
                     return h
-                factors = torch.ones(h.shape, dtype=h.dtype, device=h.device)
-                factors[rows] = streams.keep_scale(keys.view(-1, 1).index_select(0, rows), rates.index_select(0, rows),
-                                                   tuple(h.shape[1:]), dtype=h.dtype)
-                return h * factors  # x * 1 = x exactly; the others as `streams.dropout` computes them
+                kept = h.index_select(0, rows) * streams.keep_scale(
+                    keys.view(-1, 1).index_select(0, rows), rates.index_select(0, rows), tuple(h.shape[1:]),
+                    dtype=h.dtype)
+                out = h.clone()
+                out[rows] = kept  # the others' input unchanged; theirs as `streams.dropout` computes them
+                return out
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
 
