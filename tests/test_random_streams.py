@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 import torch
 from scipy import stats
 
@@ -13,9 +14,11 @@ def _keys(n: int) -> list[int]:
     return [streams.mix(rng.randrange(1 << 40), rng.randrange(10**6), rng.randrange(50)) for _ in range(n)]
 
 
-def test_uniform_equals_the_hash_on_python_integers():
+@pytest.mark.parametrize("form", ["uniform", "_uniform_torch"])
+def test_both_forms_equal_the_hash_on_python_integers(form):
+    # `uniform` takes NumPy's uint32 form on the CPU; the torch int32 form serves other devices and vmap.
     keys = _keys(20) + [0, (1 << 62) - 1, 1 << 31, (1 << 32) - 1]
-    drawn = streams.uniform(torch.tensor(keys).view(-1, 1), 3000)
+    drawn = getattr(streams, form)(torch.tensor(keys).view(-1, 1), 3000, dtype=torch.float32)
     for row, key in enumerate(keys):
         for index in (0, 1, 2, 1234, 2999):
             assert float(drawn[row, index]) == streams._reference_uniform(key, index)

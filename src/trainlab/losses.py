@@ -444,6 +444,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         labels = _labels(self.name, y_pred, y_true)
         log_p = F.log_softmax(y_pred, -1) if self.from_logits else _log_probabilities(y_pred)
         nll = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        if not self.label_smoothing:
+            return _sample_means(nll)
         terms = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean(-1)
         return _sample_means(terms)
 

@@ -126,6 +126,8 @@ class Stack:
         # Each member's own preprocessed inputs, in stack order (per-member scaling), else None.
         in_order = torch.tensor(order, device=shared.x.device)
         self.member_x = shared.x.index_select(0, in_order) if shared.per_member_x else None
+        self.member_starts = (torch.arange(len(order), device=shared.x.device).unsqueeze(1) * shared.x.shape[1]
+                              if shared.per_member_x else torch.zeros(0, dtype=torch.long))
         self.member_x_val = (shared.x_val.index_select(0, in_order)
                              if shared.per_member_x and shared.x_val is not None else None)
         modules = [s.module for s in self.slots]
@@ -300,8 +302,10 @@ class Stack:
             buffers = self.buffers if members is None else {n: t.index_select(0, members)
                                                             for n, t in self.buffers.items()}
             if self.member_x is not None:
-                owners = (torch.arange(len(self.slots), device=self.device) if members is None else members)
-                xb = self.member_x[owners.unsqueeze(1), idx]
+                # Row r of member k is row k * n + r of the (K * n, ...) view: one index_select.
+                starts = self.member_starts if members is None else self.member_starts.index_select(0, members)
+                flat = self.member_x.view(-1, *self.member_x.shape[2:])
+                xb = flat.index_select(0, (idx + starts).view(-1)).view(*idx.shape, *self.member_x.shape[2:])
             else:
                 xb = shared.x[idx]
             yb = shared.y[idx]

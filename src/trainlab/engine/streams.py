@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -79,7 +80,19 @@ def _halves(key: Tensor) -> tuple[Tensor, Tensor]:
 
 def uniform(key: Tensor, numel: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """`numel` numbers in [0, 1) for each key: shape key.shape[:-1] + (numel,) for keys (..., 1),
-    or (numel,) for a 0-d key. Element i of a key is the same whatever else is drawn."""
+    or (numel,) for a 0-d key. Element i of a key is the same whatever else is drawn.
+
+    On the CPU the hash runs in NumPy's uint32 arithmetic (wrapping products, logical
+    shifts: about 3x fewer operations than the int32 form); elsewhere, and under vmap, in torch.
+    """
+    if (key.device.type == "cpu" and dtype in (torch.float32, torch.float64)
+            and not torch._C._functorch.is_functorch_wrapped_tensor(key)):
+        return _uniform_numpy(key, numel).to(dtype)
+    return _uniform_torch(key, numel, dtype=dtype)
+
+
+def _uniform_torch(key: Tensor, numel: int, *, dtype: torch.dtype) -> Tensor:
+    """`uniform` in torch's int32 arithmetic (any device, vmap)."""
     low, high = _halves(key)
     h = torch.arange(numel, device=key.device, dtype=torch.int32) ^ low
     _fmix32_(h)
@@ -88,6 +101,31 @@ def uniform(key: Tensor, numel: int, *, dtype: torch.dtype = torch.float32) -> T
     h += low
     _fmix32_(h)
     return _shr(h, 8).to(dtype).mul_(1.0 / (1 << 24))
+
+
+def _fmix32_numpy(h: np.ndarray) -> None:
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+
+
+def _uniform_numpy(key: Tensor, numel: int) -> Tensor:
+    """`uniform` on the CPU (float32; the same bits as the torch form)."""
+    keys = key.numpy().astype(np.uint64)
+    low = (keys & np.uint64(_M32)).astype(np.uint32)
+    high = (keys >> np.uint64(32)).astype(np.uint32)
+    h = np.arange(numel, dtype=np.uint32) ^ low
+    _fmix32_numpy(h)
+    h ^= high
+    _fmix32_numpy(h)
+    h += low
+    _fmix32_numpy(h)
+    h >>= np.uint32(8)
+    out = h.astype(np.float32)
+    out *= np.float32(1.0 / (1 << 24))
+    return torch.from_numpy(out)
 
 
 def _reference_uniform(key: int, index: int) -> float:

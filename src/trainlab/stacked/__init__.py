@@ -148,11 +148,6 @@ STACK_MODES = ("auto", "on", "off")
 
 _PROBE_MEMBERS = 8
 
-#: On the CPU, a stack whose largest tensors hold fewer numbers than this runs single-threaded
-#: (see `trainlab.stacked._loop.ThreadChoice`); larger ones time both settings.
-SMALL_STACK = 2**20
-
-
 def fit_members(model: nn.Module | Sequence[Any], members: Sequence[MemberConfig], data: Any, *,
                 loss: Any = "auto", metrics: Sequence[Any] = (), task: str | None = None,
                 batch_size: int = 32, num_epochs: int = 1, device: str = "auto", stack: str = "auto",
