@@ -488,3 +488,21 @@ def test_an_optimizer_stacks_only_when_its_registry_entry_gives_a_stacked_form(m
     for a, b in zip(known, unknown):
         assert a.params["stacked"] is True and a.params["executor"] == "stacked"
         assert relative(a.model, b.model) < 1e-5
+
+
+@pytest.mark.parametrize("other", [
+    trainlab.Sequential([Dense(8, activation="tanh"), Dense(3, activation="softmax")]),
+    trainlab.Sequential([Dense(8, activation="relu"), BatchNormalization(momentum=0.5), Dense(3, activation="softmax")]),
+])
+def test_members_whose_layers_differ_in_a_setting_train_alone_with_their_own_layers(other):
+    # A stack runs members[0]'s layers; a member with another activation or BatchNormalization
+    # momentum is trained on its own, as it would be alone.
+    first = (mlp() if len(other.layers) == 2 else
+             trainlab.Sequential([Dense(8, activation="relu"), BatchNormalization(), Dense(3, activation="softmax")]))
+    members = [MemberConfig(seed=0), MemberConfig(seed=1, model=other)]
+    histories = fit_members(first, members, DATA, batch_size=8, num_epochs=1, device="cpu", stack="auto")
+    assert histories[1].params["stacked"] is False
+    assert "differs from members[0]'s in" in histories[1].params["stack_reason"]
+    fresh = trainlab.Sequential.from_config(other.get_config())
+    alone = solo(fresh, members[1], epochs=1, metrics=())
+    assert relative(histories[1].model, alone.model) < 1e-5

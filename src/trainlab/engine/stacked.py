@@ -739,8 +739,9 @@ class StackedStep:
 
     def remember(self, live: Sequence[MemberState]) -> None:
         remaining = [s for s in self.stack.slots if not s.member.stopped]
-        if remaining and len(remaining) <= len(self.stack.slots) // 2:
-            # When half the stack has stopped, the rest is re-stacked without them.
+        if remaining and len(remaining) < len(self.stack.slots):
+            # Members that stopped this epoch leave: the rest is re-stacked without them (a stopped
+            # member would otherwise ride along in every product of the epochs left).
             self.stack.release_all()
             self.stack = Stack(remaining, self.shared)
         self.good = self.stack.snapshot()

@@ -134,6 +134,7 @@ from trainlab.errors import InputError, InputTypeError
 from trainlab.layers import Dropout, Layer
 from trainlab.losses import Loss
 from trainlab.losses import loss as make_loss
+from trainlab.models import Sequential
 from trainlab.optimizers import optimizer as make_optimizer
 from trainlab.optimizers import stacked_form
 from trainlab.schedules import schedule as make_schedule
@@ -489,7 +490,8 @@ class _Job:
         for k, module in enumerate(built[1:], start=1):
             if _layout(module) != layout:
                 return f"members[{k}]'s model differs in shape from members[0]'s"
-        problem = _penalty_problem(built, self.configs) or self._optimizer_problem(built)
+        problem = (_settings_problem(built) or _penalty_problem(built, self.configs)
+                   or self._optimizer_problem(built))
         if problem is not None:
             return problem
         if layer_stack_supported(first):
@@ -698,6 +700,32 @@ def _stream_seed(seeds: list[int]) -> int:
 def _layout(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, bool]]:
     return ([(n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in module.named_parameters()]
             + [(n, tuple(b.shape), b.dtype, False) for n, b in module.named_buffers()])
+
+
+#: Layer settings members of one stack may differ in (each member's own is applied to its rows).
+_MEMBER_SETTINGS = ("name", "rate", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                    "bias_regularizer")
+
+
+def _settings_problem(built: list[nn.Module]) -> str | None:
+    """A stack runs members[0]'s layers: members whose layers differ in another setting (an activation,
+    a BatchNormalization's momentum) cannot share it. Only trainlab Sequentials describe their settings."""
+    if not all(type(m) is Sequential and all(isinstance(layer, Layer) for layer in m.layers) for m in built):
+        return None
+
+    def settings(module: nn.Module) -> list[dict[str, Any]]:
+        layers = module.get_config()["layers"]  # type: ignore[operator]
+        return [{k: v for k, v in layer.items() if k not in _MEMBER_SETTINGS} for layer in layers]
+
+    first = settings(built[0])
+    for k, module in enumerate(built[1:], start=1):
+        mine = settings(module)
+        for position, (a, b) in enumerate(zip(first, mine)):
+            differing = sorted(key for key in {*a, *b} if a.get(key) != b.get(key))
+            if differing:
+                return (f"members[{k}]'s layer {position + 1} differs from members[0]'s in "
+                        f"{', '.join(differing)}")
+    return None
 
 
 def _weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
