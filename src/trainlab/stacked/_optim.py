@@ -21,7 +21,10 @@ step count). Then
     p <- p * (1 - lr_k * wd_k)        decoupled decay (AdamW), before the step
     p <- p + lr_k * U                 one multiply-add per stacked parameter
 
-with per-member lr_k and wd_k as (K, 1) tensors. Members that share an
+with per-member lr_k and wd_k as (K, 1) tensors. At a step where every member
+has the same lr and none has weight decay (cross-validation folds, bagging
+members), the same functional call writes ``p - lr * D`` into the parameters
+directly, as a solo run's optimizer does, and U is skipped. Members that share an
 optimizer type and its other settings (betas, eps, momentum, ...) share one
 torch optimizer. Those that also take their steps together (the same number of
 training rows, hence the same step count) form a block: the stack puts them
