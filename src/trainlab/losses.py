@@ -442,6 +442,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             return CategoricalCrossentropy(from_logits=self.from_logits,
                                            label_smoothing=self.label_smoothing).per_sample(y_pred, y_true)
         labels = _labels(self.name, y_pred, y_true)
+        if self.from_logits and not self.label_smoothing and y_pred.dim() == 2:
+            return F.cross_entropy(y_pred, labels, reduction="none")  # -log_softmax at the label, in one call
         log_p = F.log_softmax(y_pred, -1) if self.from_logits else _log_probabilities(y_pred)
         nll = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         if not self.label_smoothing:

@@ -312,6 +312,20 @@ def _functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor]
         maxima = [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else []  # type: ignore[index]
         steps = [s["step"] for s in states]  # type: ignore[index]
         beta1, beta2 = group["betas"]
+        kinds = {(t.device, t.dtype) for t in [*written, *params, *exp_avgs, *exp_avg_sqs, *maxima]}
+        if group["fused"] and len(kinds) == 1 and not isinstance(group["lr"], Tensor):
+            # The two calls torch's `_fused_adam` makes for one device and dtype, without its grouping.
+            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+            settings = {"amsgrad": group["amsgrad"], "beta1": float(beta1), "beta2": float(beta2),
+                        "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"],
+                        "grad_scale": None, "found_inf": None}
+
+            def fused_step(lr: float | None = None) -> None:
+                torch._foreach_add_(steps, 1)
+                kernel(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps,
+                       lr=group["lr"] if lr is None else lr, **settings)
+
+            return fused_step
 
         def adam_step(lr: float | None = None) -> None:
             adam(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
