@@ -199,3 +199,31 @@ def test_mismatched_sample_counts_are_clear_errors():
         train(nn.Linear(2, 1), TrainData(x, y[:9]), technique, config)
     with pytest.raises(InputError, match="validation x and y .* got 4 and 3"):
         train(nn.Linear(2, 1), TrainData(x, y, x[:4], y[:3]), technique, config)
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "adam", "lr": 0.01}, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1},
+                                       {"name": "nesterov", "lr": 0.05}])
+def test_the_solo_step_gives_exactly_what_optimizer_step_gives(optimizer):
+    # From its second step the solo executor makes the functional call `step()` makes, with its
+    # lists bound once; a step hook sends every step through `step()` itself: the same bits.
+    import trainlab
+    from trainlab.layers import Dense
+
+    def run():
+        model = trainlab.Sequential([Dense(16, activation="relu"), Dense(3, activation="softmax")])
+        trainlab.fit(model, "iris", {"optimizer": optimizer, "batch_size": 16, "num_epochs": 3, "seed": 0,
+                                     "schedule": "cosine"})
+        return model
+
+    fast = run()
+    calls = []
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: calls.append(1))
+    try:
+        plain = run()
+    finally:
+        handle.remove()
+    assert len(calls) == 3 * 8  # every step went through step(): 120 training rows, batches of 16
+    for a, b in zip(fast.state_dict().values(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

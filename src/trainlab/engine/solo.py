@@ -62,6 +62,32 @@ class SoloStep:
         self.seen = 0  # training rows of this epoch so far (fewer than n after a stop mid-epoch)
         random = [m for m in member.module.modules() if getattr(m, "counter_random", False)]
         self.layers = streams.layer_positions(member.module) if random else None
+        self._fast: Callable[[float | None], None] | None = None  # see `_step`
+        self._bound: tuple[object, object] | None = None
+
+    def _step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``; from the second step on, for torch's Adam, AdamW and SGD, the same
+        functional call ``step()`` makes with its lists bound once (`trainlab.stacked._optim`), which
+        for a small model costs less than ``step()``'s own bookkeeping. ``step()`` is used whenever
+        anything could make the two differ: hooks, a patched ``step``, a parameter without a
+        gradient, a state or groups replaced since binding (``load_state_dict``)."""
+        fast = self._fast
+        bound = self._bound
+        if (fast is not None and bound is not None and bound[0] is optimizer.state
+                and bound[1] is optimizer.param_groups[0]
+                and _plain(optimizer) and all(p.grad is not None for p in optimizer.param_groups[0]["params"])):
+            with torch.no_grad():
+                fast(None)
+            return
+        optimizer.step()
+        self._fast = None
+        if _plain(optimizer) and len(optimizer.param_groups) == 1:
+            params = optimizer.param_groups[0]["params"]
+            if all(p.dtype in (torch.float32, torch.float64) and p.grad is not None for p in params):
+                from trainlab.stacked._optim import _functional_step
+
+                self._fast = _functional_step(optimizer)
+                self._bound = (optimizer.state, optimizer.param_groups[0])
 
     def begin_epoch(self, live: Sequence[MemberState], orders: dict[int, Tensor | None]) -> None:
         self.order = orders[self.member.index]
@@ -111,7 +137,7 @@ class SoloStep:
         backward(objective)
         for hook in self.hooks:
             hook(member.params, member.run)
-        member.optimizer.step()
+        self._step(member.optimizer)
         self.loss_sum.add_(batch_loss.detach(), alpha=xb.shape[0])
         self.seen += xb.shape[0]
         if member.train_metrics:
@@ -166,6 +192,15 @@ class SoloStep:
 
     def finish(self) -> None:
         pass
+
+
+def _plain(optimizer: torch.optim.Optimizer) -> bool:
+    """No step hooks (its own or global) and no patched ``step`` on the instance."""
+    from torch.optim import optimizer as base
+
+    return not (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+                or base._global_optimizer_pre_hooks or base._global_optimizer_post_hooks
+                or "step" in vars(optimizer))
 
 
 def _metric_targets(transformed: Tensor, original: Tensor) -> Tensor:
