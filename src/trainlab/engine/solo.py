@@ -13,7 +13,7 @@ from trainlab.engine import streams
 from trainlab.engine.config import BatchTransform, GradientHook
 from trainlab.engine.evaluate import evaluate_tensors, metric_logs
 from trainlab.engine.state import MemberState, copy_state
-from trainlab.engine.step import backward
+from trainlab.engine.step import backward, functional_step
 from trainlab.losses import Loss
 
 
@@ -67,7 +67,7 @@ class SoloStep:
 
     def _step(self, optimizer: torch.optim.Optimizer) -> None:
         """``optimizer.step()``; from the second step on, for torch's Adam, AdamW and SGD, the same
-        functional call ``step()`` makes with its lists bound once (`trainlab.stacked._optim`), which
+        functional call ``step()`` makes with its lists bound once (`functional_step`), which
         for a small model costs less than ``step()``'s own bookkeeping. ``step()`` is used whenever
         anything could make the two differ: hooks, a patched ``step``, a parameter without a
         gradient, a state or groups replaced since binding (``load_state_dict``)."""
@@ -84,9 +84,7 @@ class SoloStep:
         if _plain(optimizer) and len(optimizer.param_groups) == 1:
             params = optimizer.param_groups[0]["params"]
             if all(p.dtype in (torch.float32, torch.float64) and p.grad is not None for p in params):
-                from trainlab.stacked._optim import _functional_step
-
-                self._fast = _functional_step(optimizer)
+                self._fast = functional_step(optimizer)
                 self._bound = (optimizer.state, optimizer.param_groups[0])
 
     def begin_epoch(self, live: Sequence[MemberState], orders: dict[int, Tensor | None]) -> None:

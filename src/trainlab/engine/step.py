@@ -2,14 +2,16 @@
 
 A step executor owns the forward pass, the loss (per member), the backward pass
 and the update; the driver (`trainlab.engine.driver`) owns everything around it.
-`backward` is the one place trainlab calls autograd's backward.
+`backward` is the one place trainlab calls autograd's backward; `functional_step`
+is the optimizer update both executors make after their first step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -19,6 +21,80 @@ if TYPE_CHECKING:
 def backward(objective: Tensor) -> None:
     """Gradients of `objective` into the leaves' ``.grad`` (the only backward call in trainlab's loop)."""
     objective.backward()  # type: ignore[no-untyped-call]
+
+
+def functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] | None = None
+                     ) -> Callable[[float | None], None] | None:
+    """`optimizer.step()` as torch's functional form (`StackedForm.functional`), its lists bound once.
+
+    ``step()`` rebuilds the lists of parameters, gradients and state tensors on
+    every call, which costs more than the update itself for small models; once
+    the state exists (after the first step) the lists do not change, so the same
+    functional call torch makes (`torch.optim.adam.adam`, `torch.optim.sgd.sgd`)
+    is made with them directly. None for other optimizers or before the first step.
+
+    With `targets` (tensors shaped like the parameters) the update is written into
+    them instead, from the parameters' gradients and state; the returned function
+    takes the lr to use (None: the group's).
+    """
+    group = optimizer.param_groups[0]
+    params = group["params"]
+    written = list(targets) if targets is not None else params
+    states = [optimizer.state.get(p) for p in params]
+    if len(optimizer.param_groups) != 1 or not all(states) or group.get("differentiable"):
+        return None
+    from trainlab.optimizers import stacked_form  # the registry: imported when first needed
+
+    form = stacked_form(optimizer)
+    functional = form.functional if form is not None else None
+    if functional == "adam":
+        from torch.optim.adam import adam
+
+        exp_avgs = [s["exp_avg"] for s in states]  # type: ignore[index]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]  # type: ignore[index]
+        maxima = [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else []  # type: ignore[index]
+        steps = [s["step"] for s in states]  # type: ignore[index]
+        beta1, beta2 = group["betas"]
+        kinds = {(t.device, t.dtype) for t in [*written, *params, *exp_avgs, *exp_avg_sqs, *maxima]}
+        if group["fused"] and len(kinds) == 1 and not isinstance(group["lr"], Tensor):
+            # The two calls torch's `_fused_adam` makes for one device and dtype, without its grouping.
+            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+            settings = {"amsgrad": group["amsgrad"], "beta1": float(beta1), "beta2": float(beta2),
+                        "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"],
+                        "grad_scale": None, "found_inf": None}
+
+            def fused_step(lr: float | None = None) -> None:
+                torch._foreach_add_(steps, 1)
+                kernel(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps,
+                       lr=group["lr"] if lr is None else lr, **settings)
+
+            return fused_step
+
+        def adam_step(lr: float | None = None) -> None:
+            adam(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
+                 has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"] if lr is None else lr,
+                 weight_decay=group["weight_decay"],
+                 eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
+                 capturable=group["capturable"], differentiable=False, fused=group["fused"], grad_scale=None,
+                 found_inf=None, decoupled_weight_decay=group["decoupled_weight_decay"])
+
+        return adam_step
+    if functional == "sgd":
+        from torch.optim.sgd import sgd
+
+        buffers = [s.get("momentum_buffer") for s in states]  # type: ignore[union-attr]
+        if group["momentum"] != 0 and any(b is None for b in buffers):
+            return None
+
+        def sgd_step(lr: float | None = None) -> None:
+            sgd(written, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
+                momentum=group["momentum"], lr=group["lr"] if lr is None else lr, dampening=group["dampening"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"], has_sparse_grad=False, foreach=group["foreach"], fused=group["fused"],
+                grad_scale=None, found_inf=None)
+
+        return sgd_step
+    return None
 
 
 class Step(Protocol):

@@ -41,7 +41,7 @@ views of their rows of the stacked gradients, and their own optimizer is
 stepped as in a solo run.
 
 After the first step, the forms with a functional step (Adam, AdamW, SGD) are stepped through torch's
-functional form with their lists bound once (`_functional_step`): the same
+functional form with their lists bound once (`trainlab.engine.step.functional_step`): the same
 call ``step()`` makes, without rebuilding its lists, which for a small model
 costs more than the update.
 
@@ -62,6 +62,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainlab.engine.step import functional_step
 from trainlab.optimizers import StackedForm, stacked_form
 
 _PER_MEMBER = ("params", "lr", "weight_decay", "initial_lr", "decoupled_weight_decay")
@@ -199,7 +200,7 @@ class StackedOptimizer:
             self.direction.append(optimizer)
             self._targets.append([p[start] if stop - start == 1 else p[start:stop]
                                   for start, stop, _ in handed for p in self.params])
-        self._fast: list[Callable[[float | None], None] | None] = [_functional_step(o) for o in self.direction]
+        self._fast: list[Callable[[float | None], None] | None] = [functional_step(o) for o in self.direction]
         # The same update written straight into the parameters, for steps where every member has one lr.
         self._direct: list[Callable[[float | None], None] | None] = [None] * len(self.direction)
         dtype, device = first.dtype, first.device
@@ -246,7 +247,7 @@ class StackedOptimizer:
                 for index, optimizer in enumerate(self.direction):
                     step = self._direct[index]
                     if step is None:
-                        step = self._direct[index] = _functional_step(optimizer, self._targets[index])
+                        step = self._direct[index] = functional_step(optimizer, self._targets[index])
                     assert step is not None  # the optimizer has a functional form (its `_fast` exists)
                     step(common_lr)
             else:
@@ -257,7 +258,7 @@ class StackedOptimizer:
                     else:
                         optimizer.step()
                         if active is None and self._fast[index] is None:
-                            self._fast[index] = _functional_step(optimizer)
+                            self._fast[index] = functional_step(optimizer)
                 torch._foreach_addcmul_(self.params, self.updates, [lr] * len(self.params))
         for i in self.own_rows:
             if active is None or active[i]:
@@ -269,7 +270,7 @@ class StackedOptimizer:
                     fast(None)
                 else:
                     member.optimizer.step()
-                    self._own_fast[i] = _functional_step(member.optimizer)
+                    self._own_fast[i] = functional_step(member.optimizer)
 
     def save_states(self) -> None:
         """Copy each direction member's optimizer state back to its `MemberUpdate` (before re-stacking)."""
@@ -280,78 +281,6 @@ class StackedOptimizer:
                     continue
                 for i in range(start, stop):
                     self.members[i].state = [_row(s, i - start, stop - start) for s in states if s is not None]
-
-
-def _functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] | None = None
-                     ) -> Callable[[float | None], None] | None:
-    """`optimizer.step()` as torch's functional form (`StackedForm.functional`), its lists bound once.
-
-    ``step()`` rebuilds the lists of parameters, gradients and state tensors on
-    every call, which costs more than the update itself for small models; once
-    the state exists (after the first step) the lists do not change, so the same
-    functional call torch makes (`torch.optim.adam.adam`, `torch.optim.sgd.sgd`)
-    is made with them directly. None for other optimizers or before the first step.
-
-    With `targets` (tensors shaped like the parameters) the update is written into
-    them instead, from the parameters' gradients and state; the returned function
-    takes the lr to use (None: the group's).
-    """
-    group = optimizer.param_groups[0]
-    params = group["params"]
-    written = list(targets) if targets is not None else params
-    states = [optimizer.state.get(p) for p in params]
-    if len(optimizer.param_groups) != 1 or not all(states) or group.get("differentiable"):
-        return None
-    form = stacked_form(optimizer)
-    functional = form.functional if form is not None else None
-    if functional == "adam":
-        from torch.optim.adam import adam
-
-        exp_avgs = [s["exp_avg"] for s in states]  # type: ignore[index]
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]  # type: ignore[index]
-        maxima = [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else []  # type: ignore[index]
-        steps = [s["step"] for s in states]  # type: ignore[index]
-        beta1, beta2 = group["betas"]
-        kinds = {(t.device, t.dtype) for t in [*written, *params, *exp_avgs, *exp_avg_sqs, *maxima]}
-        if group["fused"] and len(kinds) == 1 and not isinstance(group["lr"], Tensor):
-            # The two calls torch's `_fused_adam` makes for one device and dtype, without its grouping.
-            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-            settings = {"amsgrad": group["amsgrad"], "beta1": float(beta1), "beta2": float(beta2),
-                        "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"],
-                        "grad_scale": None, "found_inf": None}
-
-            def fused_step(lr: float | None = None) -> None:
-                torch._foreach_add_(steps, 1)
-                kernel(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps,
-                       lr=group["lr"] if lr is None else lr, **settings)
-
-            return fused_step
-
-        def adam_step(lr: float | None = None) -> None:
-            adam(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
-                 has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"] if lr is None else lr,
-                 weight_decay=group["weight_decay"],
-                 eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
-                 capturable=group["capturable"], differentiable=False, fused=group["fused"], grad_scale=None,
-                 found_inf=None, decoupled_weight_decay=group["decoupled_weight_decay"])
-
-        return adam_step
-    if functional == "sgd":
-        from torch.optim.sgd import sgd
-
-        buffers = [s.get("momentum_buffer") for s in states]  # type: ignore[union-attr]
-        if group["momentum"] != 0 and any(b is None for b in buffers):
-            return None
-
-        def sgd_step(lr: float | None = None) -> None:
-            sgd(written, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
-                momentum=group["momentum"], lr=group["lr"] if lr is None else lr, dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"], has_sparse_grad=False, foreach=group["foreach"], fused=group["fused"],
-                grad_scale=None, found_inf=None)
-
-        return sgd_step
-    return None
 
 
 def _spans(rows: list[int], lengths: Sequence[int]) -> list[tuple[int, int]]:
