@@ -410,3 +410,27 @@ def test_every_loss_is_a_finite_scalar_batch_mean_with_a_gradient(name):
     else:
         with pytest.raises(InputError):
             fn.with_logits()
+
+
+@pytest.mark.parametrize("spec, logits", [
+    ({"name": "sparse_categorical_crossentropy", "from_logits": True}, True),
+    ({"name": "sparse_categorical_crossentropy", "from_logits": True, "label_smoothing": 0.1}, True),
+    ("sparse_categorical_crossentropy", False),
+    ("mse", None),
+])
+def test_member_terms_row_k_is_member_ks_per_sample_losses(spec, logits):
+    g = torch.Generator().manual_seed(1)
+    k, n, classes = 3, 7, 4
+    if logits is None:
+        y_pred, y_true = torch.randn(k, n, 2, generator=g), torch.randn(k, n, 2, generator=g)
+    else:
+        y_pred = torch.randn(k, n, classes, generator=g)
+        if not logits:
+            y_pred = y_pred.softmax(-1)
+        y_true = torch.randint(0, classes, (k, n), generator=g)
+    fn = loss(spec)
+    terms = fn.member_terms(y_pred, y_true)
+    assert terms.shape == (k, n)
+    for row in range(k):
+        torch.testing.assert_close(terms[row], fn.per_sample(y_pred[row], y_true[row]), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(terms[row].mean(), fn(y_pred[row], y_true[row]), rtol=1e-6, atol=1e-7)

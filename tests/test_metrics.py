@@ -304,3 +304,38 @@ def test_every_metric_is_exact_over_unequal_batches_and_never_syncs_in_update(na
         assert batched == whole and sum(map(sum, batched)) == N
     m.reset()
     assert (math.isnan(m.compute()) if m.scalar else m.compute() == [])
+
+
+@pytest.mark.parametrize("kind", ["sparse", "categorical", "binary"])
+def test_update_members_equals_each_members_own_update(kind):
+    """Several stacked members scored in one pass get exactly what each would get alone, rows past
+    a member's size left out."""
+    g = _gen()
+    k, n = 3, 20
+    sizes = [n, 13, 0]
+    if kind == "binary":
+        scores, targets = torch.randn(k, n, 1, generator=g), torch.randint(0, 2, (k, n), generator=g).float()
+    else:
+        scores, labels = torch.randn(k, n, C, generator=g), torch.randint(0, C, (k, n), generator=g)
+        targets = F.one_hot(labels, C).float() if kind == "categorical" else labels
+    together = [metric("accuracy") for _ in range(k)]
+    for m in together:
+        m.reset()
+    assert type(together[0]).update_members(together, scores, targets, sizes, from_logits=True)
+    for row, size in enumerate(sizes):
+        alone = metric("accuracy")
+        if size:
+            alone.update(scores[row, :size], targets[row, :size], from_logits=True)
+        expected, got = alone.compute(), together[row].compute()
+        assert (math.isnan(expected) and math.isnan(got)) or got == expected
+
+
+def test_update_members_declines_what_it_cannot_do_in_one_pass():
+    scores, labels = torch.randn(2, 5, C), torch.randint(0, C, (2, 5))
+    top = [metric({"name": "top_k_accuracy", "k": 2}) for _ in range(2)]
+    assert not type(top[0]).update_members(top, scores, labels, [5, 5])
+    mixed = [metric("accuracy"), metric({"name": "accuracy", "threshold": 0.7})]
+    assert not type(mixed[0]).update_members(mixed, scores, labels, [5, 5])
+    flat = [metric("accuracy"), metric("accuracy")]  # (k, n) scores would read as n output columns
+    assert not type(flat[0]).update_members(flat, torch.randn(2, 5), torch.randint(0, 2, (2, 5)).float(), [5, 5])
+    assert all(math.isnan(m.compute()) for m in [*top, *mixed, *flat])  # nothing was updated

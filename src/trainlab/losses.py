@@ -105,6 +105,19 @@ class Loss:
         """Each sample's loss, shape (N,): the terms whose mean is ``self(y_pred, y_true)``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement per_sample")
 
+    def member_terms(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """Each sample's loss for m batches side by side: (m, n, ...) in, (m, n) out.
+
+        Row k holds ``per_sample(y_pred[k], y_true[k])``; the m batches are one call.
+
+        Example:
+            >>> import torch
+            >>> MeanSquaredError().member_terms(torch.ones(2, 3, 1), torch.zeros(2, 3)).shape
+            torch.Size([2, 3])
+        """
+        m = y_pred.shape[0]
+        return self.per_sample(y_pred.flatten(0, 1), y_true.flatten(0, 1)).view(m, -1)
+
     def weighted(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> Tensor:
         """sum_i w_i * loss_i / N: Keras's ``sum_over_batch_size`` reduction with sample weights.
 
@@ -450,6 +463,13 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             return _sample_means(nll)
         terms = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean(-1)
         return _sample_means(terms)
+
+    def member_terms(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        if (self.from_logits and not self.label_smoothing and y_pred.dim() == 3 and not y_true.is_floating_point()
+                and y_true.shape == y_pred.shape[:2]):
+            # Classes on axis 1 of the (m, C, n) view: no copy of a transposed batch, one call.
+            return F.cross_entropy(y_pred.transpose(1, 2), y_true.long(), reduction="none")
+        return super().member_terms(y_pred, y_true)
 
     def check_target(self, y_true: Tensor, num_outputs: int) -> None:
         """Targets must be integer labels in [0, num_outputs), one per sample."""

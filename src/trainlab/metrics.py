@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,6 +97,17 @@ class Metric(ABC):
     def update(self, y_pred: Tensor, y_true: Tensor, *, from_logits: bool = False) -> None:
         """Accumulate one batch on its device, without syncing."""
 
+    @classmethod
+    def update_members(cls, metrics: Sequence[Metric], y_pred: Tensor, y_true: Tensor, sizes: Sequence[int], *,
+                       from_logits: bool = False) -> bool:
+        """``metrics[k].update(y_pred[k, :sizes[k]], y_true[k, :sizes[k]])`` for every k, in one pass.
+
+        For the batches of several stacked members side by side, (k, n, ...) each. Returns
+        False, having updated nothing, where this kind of metric has no such pass or the
+        metrics differ in their settings: the caller then updates each metric alone.
+        """
+        return False
+
     @abstractmethod
     def compute(self) -> MetricValue:
         """The value over every batch since `reset` (one device sync); NaN before any update."""
@@ -145,7 +156,34 @@ class Accuracy(Metric):
         self._count = 0
 
     def update(self, y_pred: Tensor, y_true: Tensor, *, from_logits: bool = False) -> None:
-        y_pred = y_pred.detach()
+        hits = self._hits(y_pred.detach(), y_true, from_logits)
+        self._add(hits.sum(), hits.numel())
+
+    @classmethod
+    def update_members(cls, metrics: Sequence[Metric], y_pred: Tensor, y_true: Tensor, sizes: Sequence[int], *,
+                       from_logits: bool = False) -> bool:
+        same = [m for m in metrics if type(m) is type(metrics[0]) and isinstance(m, Accuracy)]
+        first = same[0] if same else None
+        if (y_pred.dim() < 3 or first is None or len(same) != len(metrics)
+                or not all(m.kind == first.kind and m.threshold == first.threshold for m in same)):
+            return False  # (k, n) predictions would read as n output columns: each member alone instead
+        k, n = y_pred.shape[:2]
+        hits = first._hits(y_pred.detach(), y_true, from_logits).reshape(k, n, -1)
+        if any(size != n for size in sizes):
+            kept = torch.arange(n, device=hits.device) < torch.tensor(sizes, device=hits.device).unsqueeze(1)
+            hits = hits & kept.unsqueeze(-1)
+        correct = hits.flatten(1).sum(1)
+        for metric, size, value in zip(same, sizes, correct.unbind()):
+            if size > 0:
+                metric._add(value, size * hits.shape[-1])
+        return True
+
+    def _add(self, correct: Tensor, count: int) -> None:
+        self._correct = correct if self._correct is None else self._correct + correct
+        self._count += count
+
+    def _hits(self, y_pred: Tensor, y_true: Tensor, from_logits: bool) -> Tensor:
+        """Whether each prediction is right (a bool per sample, or per output for binary outputs)."""
         kind = self.kind
         if kind == "auto":
             kind = _keras_accuracy_kind(y_pred, y_true)
@@ -161,9 +199,7 @@ class Accuracy(Metric):
                 # Soft targets (mixup, cutmix): scored against the dominant label.
                 y_true = y_true.argmax(-1)
             hits = y_pred.argmax(-1) == _sparse_labels(self.name, y_pred, y_true)
-        correct = hits.sum()
-        self._correct = correct if self._correct is None else self._correct + correct
-        self._count += hits.numel()
+        return hits
 
     def compute(self) -> float:
         if self._correct is None or self._count == 0:

@@ -13,7 +13,7 @@ from trainlab.engine import streams
 from trainlab.engine.config import BatchTransform, GradientHook
 from trainlab.engine.evaluate import evaluate_tensors, metric_logs
 from trainlab.engine.state import MemberState, copy_state
-from trainlab.engine.step import backward, functional_step
+from trainlab.engine.step import FunctionalStep, backward, functional_step
 from trainlab.losses import Loss
 
 
@@ -62,7 +62,7 @@ class SoloStep:
         self.seen = 0  # training rows of this epoch so far (fewer than n after a stop mid-epoch)
         random = [m for m in member.module.modules() if getattr(m, "counter_random", False)]
         self.layers = streams.layer_positions(member.module) if random else None
-        self._fast: Callable[[float | None], None] | None = None  # see `_step`
+        self._fast: FunctionalStep | None = None  # see `_step`
         self._bound: tuple[object, object] | None = None
 
     def _step(self, optimizer: torch.optim.Optimizer) -> None:

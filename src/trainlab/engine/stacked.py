@@ -296,7 +296,8 @@ class Stack:
             batch_losses = torch.zeros(len(self.slots), dtype=self.dtype, device=self.device)
         for size, members in groups:
             weight = mask if members is None else None
-            rows = list(range(len(self.slots))) if members is None else members.tolist()
+            rows = (list(range(len(self.slots))) if members is None else members.tolist()
+                    ) if shared.transforms or self.dropouts else []
             idx = table[:, start:start + size] if members is None else table[members, start:start + size]
             params = self.params if members is None else {n: t.index_select(0, members) for n, t in self.params.items()}
             buffers = self.buffers if members is None else {n: t.index_select(0, members)
@@ -399,13 +400,16 @@ class Stack:
         if loss.sample_mean and sample_weight is None and not shared.member_losses:
             return m * loss(out.flatten(0, 1), targets.flatten(0, 1)), None
         if loss.sample_mean:
-            terms = loss.per_sample(out.flatten(0, 1), targets.flatten(0, 1)).view(m, -1)
+            terms = loss.member_terms(out, targets)
             if sample_weight is not None:
                 rows = sample_weight if members is None else sample_weight[members]
                 terms = terms * rows.gather(1, idx)
-            per_member = terms.sum(1) / size
-        else:
-            per_member = torch.func.vmap(loss)(out, targets)
+            # The sum of the members' batch means: each term's gradient is 1 / size, as in its solo run.
+            objective = terms.sum() / size
+            totals = terms.detach().sum(1)  # detached: recorded nowhere
+            _accumulate(sums, "loss", members, totals, weight)
+            return objective, totals / size
+        per_member = torch.func.vmap(loss)(out, targets)
         _accumulate(sums, "loss", members, per_member.detach() * size, weight)
         return per_member.sum(), per_member
 
@@ -527,8 +531,12 @@ def soft_loss(loss: Loss) -> Loss:
     return CategoricalCrossentropy(from_logits=loss.from_logits)
 
 
-def _score(metrics: list[Metric], out: Tensor, y: Tensor, from_logits: bool, batch_size: int) -> None:
-    for metric in metrics:
+def _score(metrics: list[Metric], out: Tensor, y: Tensor, from_logits: bool, batch_size: int,
+           done: frozenset[int] = frozenset()) -> None:
+    """Score an epoch's outputs; the metrics at positions in `done` already were."""
+    for position, metric in enumerate(metrics):
+        if position in done:
+            continue
         metric.reset()
         if getattr(metric, "sums_over_batches", False):
             metric.update(out, y, from_logits=from_logits)
@@ -612,15 +620,17 @@ class StackedStep:
             results[member.index] = (rows[row] if rows is not None else _NO_LOSS, sizes[row])
         return results
 
-    def _outputs(self, live: Sequence[MemberState]) -> dict[int, tuple[Tensor, Tensor]]:
-        """Each live member's training outputs and targets of this epoch, in its batch order."""
+    def _outputs(self, live: Sequence[MemberState]
+                 ) -> tuple[dict[int, tuple[Tensor, Tensor]], tuple[Tensor, Tensor] | None]:
+        """Each live member's training outputs and targets of this epoch, in its batch order; and,
+        when every step ran the whole stack, all of them as (K, n, ...) tensors."""
         stack = self.stack
         rows = {stack.row[id(m)]: m.index for m in live}
         if all(flags is None and all(members is None for members, _, _ in records)
                for flags, records in self.records):
             outs = torch.cat([records[0][1] for _, records in self.records], dim=1)
             ys = torch.cat([records[0][2] for _, records in self.records], dim=1)
-            return {index: (outs[row], ys[row]) for row, index in rows.items()}
+            return {index: (outs[row], ys[row]) for row, index in rows.items()}, (outs, ys)
         pieces: dict[int, tuple[list[Tensor], list[Tensor]]] = {row: ([], []) for row in rows}
         for flags, records in self.records:
             for members, out, yb in records:
@@ -634,11 +644,35 @@ class StackedStep:
                         if row in pieces:
                             pieces[row][0].append(out[position])
                             pieces[row][1].append(yb[position])
-        return {rows[row]: (torch.cat(o), torch.cat(t)) for row, (o, t) in pieces.items() if o}
+        return {rows[row]: (torch.cat(o), torch.cat(t)) for row, (o, t) in pieces.items() if o}, None
+
+    def _score_together(self, live: Sequence[MemberState], outs: Tensor, ys: Tensor) -> frozenset[int]:
+        """Score the training metrics that every live member has at the same position, one pass
+        for all members (`Metric.update_members`); the positions scored."""
+        scored = [m for m in live if m.train_metrics]
+        if not scored or any(len(m.train_metrics) != len(scored[0].train_metrics) for m in scored):
+            return frozenset()
+        rows = [self.stack.row[id(m)] for m in scored]
+        if rows != list(range(outs.shape[0])):
+            picked = torch.tensor(rows, device=outs.device)
+            outs, ys = outs.index_select(0, picked), ys.index_select(0, picked)
+        done = set()
+        for position in range(len(scored[0].train_metrics)):
+            group = [m.train_metrics[position] for m in scored]
+            if not all(getattr(metric, "sums_over_batches", False) for metric in group):
+                continue
+            for metric in group:
+                metric.reset()
+            if type(group[0]).update_members(group, outs, ys, [outs.shape[1]] * len(group),
+                                             from_logits=self.shared.from_logits):
+                done.add(position)
+        return frozenset(done)
 
     def epoch_logs(self, live: Sequence[MemberState]) -> dict[int, dict[str, Any]]:
         stack, shared = self.stack, self.shared
-        outputs = self._outputs(live)
+        outputs, together = self._outputs(live)
+        done = (self._score_together(live, *together) if together is not None and not shared.transforms
+                else frozenset())
         per_step = not shared.loss.sample_mean or shared.member_losses or stack.weights is not None
         with torch.no_grad():
             data: list[float] = []
@@ -664,7 +698,7 @@ class StackedStep:
                 out, target = outputs[member.index]
                 if shared.transforms:
                     target = _metric_targets(target, shared.y[:1])
-                _score(member.train_metrics, out, target, shared.from_logits, member.batch_size)
+                _score(member.train_metrics, out, target, shared.from_logits, member.batch_size, done)
                 entry.update(metric_logs(member.train_metrics))
             logs[member.index] = entry
         return logs
@@ -697,6 +731,15 @@ class StackedStep:
         for slot in checked.values():
             for metric in slot.member.val_metrics:
                 metric.reset()
+        order = list(checked)  # the stack rows that validate
+        picked = None if order == list(range(k)) else torch.tensor(order, device=x_val.device)
+        loss = checked[order[0]].member.loss
+        # One loss for every member (its terms summed per row), when they all have the same one.
+        together = loss.sample_mean and all(slot.member.loss == loss for slot in checked.values())
+        metrics = [[slot.member.val_metrics[j] for slot in checked.values()]
+                   for j in range(len(checked[order[0]].member.val_metrics))]
+        if any(len(slot.member.val_metrics) != len(metrics) for slot in checked.values()):
+            metrics = []
         step = shared.val_batch
         with torch.no_grad():
             for start in range(0, longest, step):
@@ -707,15 +750,37 @@ class StackedStep:
                     out = self._evaluate(stack.member_x_val[owners, table[:, start:start + step]], shared=False)
                 else:
                     out = self._evaluate(x_val[table[:, start:start + step]], shared=False)
-                for row, slot in checked.items():
-                    size = min(counts[row] - start, step)
-                    if size <= 0:
+                sizes = [max(0, min(counts[row] - start, step)) for row in order]
+                width = max(sizes)
+                ob = (out if picked is None else out.index_select(0, picked))[:, :width]
+                if table is None:
+                    part = y_val[start:start + width]
+                    yb = part.expand(len(order), *part.shape)
+                else:
+                    yb = y_val[(table if picked is None else table.index_select(0, picked))[:, start:start + width]]
+                if together:
+                    terms = loss.member_terms(ob, yb)
+                    if any(size != width for size in sizes):
+                        kept = torch.arange(width, device=terms.device) < torch.tensor(sizes, device=terms.device
+                                                                                      ).unsqueeze(1)
+                        terms = terms.where(kept, 0.0)
+                    sums = terms.sum(1)
+                    if picked is None:
+                        totals += sums
+                    else:
+                        totals.index_add_(0, picked, sums)
+                alone = [j for j, group in enumerate(metrics)
+                         if not type(group[0]).update_members(group, ob, yb, sizes, from_logits=shared.from_logits)]
+                for position, (row, slot) in enumerate(checked.items()):
+                    size = sizes[position]
+                    if size <= 0 or (together and (metrics and not alone)):
                         continue
-                    yb = y_val[start:start + size] if table is None else y_val[table[row, start:start + size]]
-                    ob = out[row, :size]
-                    totals[row] += slot.member.loss(ob, yb) * size
-                    for metric in slot.member.val_metrics:
-                        metric.update(ob, yb, from_logits=shared.from_logits)
+                    one, target = ob[position, :size], yb[position, :size]
+                    if not together:
+                        totals[row] += slot.member.loss(one, target) * size
+                    for j, metric in enumerate(slot.member.val_metrics):
+                        if not metrics or j in alone:
+                            metric.update(one, target, from_logits=shared.from_logits)
         values = totals.tolist()
         for row, slot in checked.items():
             entry = logs[slot.member.index]

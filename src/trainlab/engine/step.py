@@ -8,7 +8,7 @@ is the optimizer update both executors make after their first step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -18,13 +18,19 @@ if TYPE_CHECKING:
     from trainlab.engine.state import MemberState
 
 
+class FunctionalStep(Protocol):
+    """An optimizer's update with its lists bound (`functional_step`)."""
+
+    def __call__(self, lr: float | None = None, grads: Sequence[Tensor] | None = None) -> None: ...
+
+
 def backward(objective: Tensor) -> None:
     """Gradients of `objective` into the leaves' ``.grad`` (the only backward call in trainlab's loop)."""
     objective.backward()  # type: ignore[no-untyped-call]
 
 
 def functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] | None = None
-                     ) -> Callable[[float | None], None] | None:
+                     ) -> FunctionalStep | None:
     """`optimizer.step()` as torch's functional form (`StackedForm.functional`), its lists bound once.
 
     ``step()`` rebuilds the lists of parameters, gradients and state tensors on
@@ -34,8 +40,9 @@ def functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] 
     is made with them directly. None for other optimizers or before the first step.
 
     With `targets` (tensors shaped like the parameters) the update is written into
-    them instead, from the parameters' gradients and state; the returned function
-    takes the lr to use (None: the group's).
+    them instead, from the parameters' gradients and state. The returned function
+    takes the lr to use (None: the group's) and, optionally, the gradients to use
+    in place of the parameters' ``.grad`` (tensors shaped like the parameters).
     """
     group = optimizer.param_groups[0]
     params = group["params"]
@@ -63,15 +70,22 @@ def functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] 
                         "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"],
                         "grad_scale": None, "found_inf": None}
 
-            def fused_step(lr: float | None = None) -> None:
-                torch._foreach_add_(steps, 1)
-                kernel(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps,
-                       lr=group["lr"] if lr is None else lr, **settings)
+            # A CPU step count is raised by a 1 wrapped once (as torch's foreach Adam does), not on every call.
+            one = torch.tensor(1.0) if steps[0].is_cpu else None
+
+            def fused_step(lr: float | None = None, grads: Sequence[Tensor] | None = None) -> None:
+                if one is not None:
+                    torch._foreach_add_(steps, one, alpha=1.0)
+                else:
+                    torch._foreach_add_(steps, 1)
+                kernel(written, [p.grad for p in params] if grads is None else list(grads), exp_avgs, exp_avg_sqs,
+                       maxima, steps, lr=group["lr"] if lr is None else lr, **settings)
 
             return fused_step
 
-        def adam_step(lr: float | None = None) -> None:
-            adam(written, [p.grad for p in params], exp_avgs, exp_avg_sqs, maxima, steps, amsgrad=group["amsgrad"],
+        def adam_step(lr: float | None = None, grads: Sequence[Tensor] | None = None) -> None:
+            adam(written, [p.grad for p in params] if grads is None else list(grads), exp_avgs, exp_avg_sqs, maxima,
+                 steps, amsgrad=group["amsgrad"],
                  has_complex=False, beta1=beta1, beta2=beta2, lr=group["lr"] if lr is None else lr,
                  weight_decay=group["weight_decay"],
                  eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
@@ -86,8 +100,9 @@ def functional_step(optimizer: torch.optim.Optimizer, targets: Sequence[Tensor] 
         if group["momentum"] != 0 and any(b is None for b in buffers):
             return None
 
-        def sgd_step(lr: float | None = None) -> None:
-            sgd(written, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
+        def sgd_step(lr: float | None = None, grads: Sequence[Tensor] | None = None) -> None:
+            sgd(written, [p.grad for p in params] if grads is None else list(grads), buffers,
+                weight_decay=group["weight_decay"],
                 momentum=group["momentum"], lr=group["lr"] if lr is None else lr, dampening=group["dampening"],
                 nesterov=group["nesterov"],
                 maximize=group["maximize"], has_sparse_grad=False, foreach=group["foreach"], fused=group["fused"],

@@ -125,6 +125,14 @@ class LayerStackForward(StackedForward):
         self.fused = fused
         self.names = {id(p): n for n, p in model.named_parameters()}
         self.layer_names = {id(layer): name for name, layer in model.named_modules()}
+        self.layers = list(model.layers)
+        # Each Dense layer's parameter names and activation, read once (module attribute reads
+        # cost more than a small layer's product).
+        self.dense: dict[int, tuple[str, str | None, nn.Module, bool, bool]] = {
+            id(layer): (self.names[id(layer.weight)],
+                        self.names[id(layer.bias)] if layer.bias is not None else None,
+                        layer.activation, type(layer.activation) is nn.ReLU, _elementwise(layer.activation))
+            for layer in self.layers if isinstance(layer, Dense)}
 
     def __call__(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, *,
                  training: bool, shared: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -135,26 +143,28 @@ class LayerStackForward(StackedForward):
         # z = W h + b is a plain batched product and the weight's gradient comes out in the
         # weight's own (m, out, in) layout, with no transposed copy in the backward pass.
         lead: tuple[int, ...] | None = None  # the sample axes while features first, else None
-        last = len(self.model.layers) - 1
-        for i, layer in enumerate(self.model.layers):
-            if isinstance(layer, Dense):
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            dense = self.dense.get(id(layer))
+            if dense is not None:
+                weight_name, bias_name, activation, relu, elementwise = dense
                 if lead is None:
                     lead = tuple(h.shape[1:-1])
                     h = h.reshape(m, -1, h.shape[-1]).transpose(1, 2)
-                weight = params[self.names[id(layer.weight)]]
-                bias = params[self.names[id(layer.bias)]] if layer.bias is not None else None
-                h = torch.baddbmm(bias.unsqueeze(2), weight, h) if bias is not None else torch.bmm(weight, h)
+                weight = params[weight_name]
+                h = (torch.baddbmm(params[bias_name].unsqueeze(2), weight, h) if bias_name is not None
+                     else torch.bmm(weight, h))
                 if not (i == last and self.fused):
-                    if type(layer.activation) is nn.ReLU:
+                    if relu:
                         # In place on the product's fresh output (its backward does not need it; ReLU's
                         # needs only its own result), saving an allocation as large as the activations.
                         h = torch.relu_(h)
-                    elif _elementwise(layer.activation):
-                        h = layer.activation(h)
+                    elif elementwise:
+                        h = activation(h)
                     else:
                         h = self._samples(h, m, lead)
                         lead = None
-                        h = layer.activation(h.flatten(0, 1)).unflatten(0, (m, b))
+                        h = activation(h.flatten(0, 1)).unflatten(0, (m, b))
             elif isinstance(layer, BatchNormalization):
                 if lead is None:
                     lead = tuple(h.shape[1:-1])

@@ -55,14 +55,14 @@ its module already holds its own copy of its weights and state.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from trainlab.engine.step import functional_step
+from trainlab.engine.step import FunctionalStep, functional_step
 from trainlab.optimizers import StackedForm, stacked_form
 
 _PER_MEMBER = ("params", "lr", "weight_decay", "initial_lr", "decoupled_weight_decay")
@@ -158,7 +158,7 @@ class StackedOptimizer:
         k = len(self.members)
         self.direction_rows = [i for i, m in enumerate(self.members) if m.direction_key is not None]
         self.own_rows = [i for i in range(k) if i not in set(self.direction_rows)]
-        self._own_fast: dict[int, Callable[[float | None], None] | None] = {i: None for i in self.own_rows}
+        self._own_fast: dict[int, FunctionalStep | None] = {i: None for i in self.own_rows}
         total = sum(p.numel() for p in self.params)
         first = self.params[0]
         self.buffer = first.new_zeros(total) if self.direction_rows else None
@@ -172,6 +172,7 @@ class StackedOptimizer:
         self.pieces: list[tuple[int, int, list[Tensor]]] = []
         self.direction: list[torch.optim.Optimizer] = []
         self._targets: list[list[Tensor]] = []  # each direction optimizer's rows of the parameters themselves
+        self._spans: list[list[tuple[int, int]]] = []  # each direction optimizer's (first row, last row + 1)
         groups: dict[Any, list[int]] = {}
         for i in self.direction_rows:
             groups.setdefault(self.members[i].direction_key, []).append(i)
@@ -198,11 +199,12 @@ class StackedOptimizer:
                     if state:
                         optimizer.state[tensor] = state
             self.direction.append(optimizer)
+            self._spans.append([(start, stop) for start, stop, _ in handed])
             self._targets.append([p[start] if stop - start == 1 else p[start:stop]
                                   for start, stop, _ in handed for p in self.params])
-        self._fast: list[Callable[[float | None], None] | None] = [functional_step(o) for o in self.direction]
+        self._fast: list[FunctionalStep | None] = [functional_step(o) for o in self.direction]
         # The same update written straight into the parameters, for steps where every member has one lr.
-        self._direct: list[Callable[[float | None], None] | None] = [None] * len(self.direction)
+        self._direct: list[FunctionalStep | None] = [None] * len(self.direction)
         dtype, device = first.dtype, first.device
         coupled = [m.coupled_decay for m in self.members]
         decoupled = [m.decoupled_decay for m in self.members]
@@ -236,20 +238,23 @@ class StackedOptimizer:
                     for param in self.params:
                         param.mul_(factor)
                 self.buffer.zero_()
-            for start, stop, tensors in self.pieces:
-                if stop - start == 1 and active is not None and not active[start]:
-                    for tensor in tensors:
-                        tensor.grad = None  # torch skips a parameter without a gradient: no step, no state change
-                    continue
-                for tensor, grad in zip(tensors, grads):
-                    tensor.grad = grad[start] if stop - start == 1 else grad[start:stop]
+                for start, stop, tensors in self.pieces:
+                    if stop - start == 1 and active is not None and not active[start]:
+                        for tensor in tensors:
+                            tensor.grad = None  # torch skips a parameter without a gradient: no step, no change
+                        continue
+                    for tensor, grad in zip(tensors, grads):
+                        tensor.grad = grad[start] if stop - start == 1 else grad[start:stop]
             if direct:
+                # Every row steps: the gradients go to the functional call as they are (row blocks of them).
                 for index, optimizer in enumerate(self.direction):
                     step = self._direct[index]
                     if step is None:
                         step = self._direct[index] = functional_step(optimizer, self._targets[index])
                     assert step is not None  # the optimizer has a functional form (its `_fast` exists)
-                    step(common_lr)
+                    step(common_lr, grads if k > 1 and self._spans[index] == [(0, k)] else
+                         [grad[start] if stop - start == 1 else grad[start:stop]
+                          for start, stop in self._spans[index] for grad in grads])
             else:
                 for index, optimizer in enumerate(self.direction):
                     fast = self._fast[index] if active is None else None
