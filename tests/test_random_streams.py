@@ -42,3 +42,18 @@ def test_the_same_bits_under_vmap():
     keys = torch.tensor(_keys(4))
     mapped = torch.func.vmap(lambda key: streams.uniform(key, 64), randomness="different")(keys)
     assert torch.equal(mapped, streams.uniform(keys.view(-1, 1), 64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_keep_scale_in_integers_equals_the_float_comparison(dtype):
+    # On the CPU the mask is k >= ceil(rate * 2**24) on the hash's integers; it must keep exactly
+    # the elements whose number u = k / 2**24 is >= rate, and scale them by 1 / (1 - rate).
+    keys = torch.tensor(_keys(7)).view(-1, 1)
+    u = streams._uniform_torch(keys, 4000, dtype=dtype).view(-1, 40, 100)
+    at = u[4, 0, 17]  # a rate equal to a drawn number keeps it; one just above it drops it
+    above = torch.nextafter(u[5, 0, 17], torch.tensor(1.0, dtype=dtype))
+    rates = torch.tensor([0.0, 0.5, 0.3, 1 - 2.0 ** -24, float(at), float(above), 0.9], dtype=dtype)
+    factors = streams.keep_scale(keys, rates, (40, 100), dtype=dtype)
+    expected = (u >= rates.view(-1, 1, 1)) * (1.0 / (1.0 - rates.double())).to(dtype).view(-1, 1, 1)
+    assert factors.dtype == dtype and torch.equal(factors, expected)
+    assert factors[4, 0, 17] > 0 and factors[5, 0, 17] == 0

@@ -113,6 +113,13 @@ def _fmix32_numpy(h: np.ndarray) -> None:
 
 def _uniform_numpy(key: Tensor, numel: int) -> Tensor:
     """`uniform` on the CPU (float32; the same bits as the torch form)."""
+    out = _counts_numpy(key, numel).astype(np.float32)
+    out *= np.float32(1.0 / (1 << 24))
+    return torch.from_numpy(out)
+
+
+def _counts_numpy(key: Tensor, numel: int) -> np.ndarray:
+    """The 24-bit integers k behind `uniform`'s numbers k / 2**24, as uint32 (NumPy, CPU)."""
     keys = key.numpy().astype(np.uint64)
     low = (keys & np.uint64(_M32)).astype(np.uint32)
     high = (keys >> np.uint64(32)).astype(np.uint32)
@@ -123,9 +130,7 @@ def _uniform_numpy(key: Tensor, numel: int) -> Tensor:
     h += low
     _fmix32_numpy(h)
     h >>= np.uint32(8)
-    out = h.astype(np.float32)
-    out *= np.float32(1.0 / (1 << 24))
-    return torch.from_numpy(out)
+    return h
 
 
 def _reference_uniform(key: int, index: int) -> float:
@@ -208,6 +213,15 @@ def keep_scale(key: Tensor, rate: Tensor, shape: tuple[int, ...], *, dtype: torc
     numel = 1
     for size in shape:
         numel *= size
+    if (key.device.type == "cpu" and dtype in (torch.float32, torch.float64) and rate.dtype == dtype
+            and not torch._C._functorch.is_functorch_wrapped_tensor(key)
+            and not torch._C._functorch.is_functorch_wrapped_tensor(rate)):
+        # In integers: u = k / 2**24 >= rate exactly when k >= ceil(rate * 2**24) (both sides exact).
+        r = rate.detach().double().numpy()
+        factor = (1.0 / (1.0 - r)).astype(np.float32 if dtype == torch.float32 else np.float64)
+        limit = np.clip(np.ceil(r * float(1 << 24)), 0, 1 << 24).astype(np.uint32)
+        counts = _counts_numpy(key, numel).reshape(-1, numel)
+        return torch.from_numpy((counts >= limit[:, None]) * factor[:, None]).view(-1, *shape)
     u = uniform(key, numel, dtype=dtype).view(-1, *shape)
     view = (-1,) + (1,) * len(shape)
     scale = (1.0 / (1.0 - rate.double())).to(dtype)

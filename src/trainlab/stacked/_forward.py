@@ -126,6 +126,7 @@ class LayerStackForward(StackedForward):
         self.names = {id(p): n for n, p in model.named_parameters()}
         self.layer_names = {id(layer): name for name, layer in model.named_modules()}
         self.layers = list(model.layers)
+        self._rates: dict[int, tuple[Tensor, Tensor | None, Tensor | None]] = {}  # see `_dropping`
         # Each Dense layer's parameter names and activation, read once (module attribute reads
         # cost more than a small layer's product).
         self.dense: dict[int, tuple[str, str | None, nn.Module, bool, bool]] = {
@@ -215,8 +216,7 @@ class LayerStackForward(StackedForward):
                 target.copy_(values.view_as(target))
         return y.view(m, features, h.shape[2])
 
-    @staticmethod
-    def _dropout(layer: Dropout, h: Tensor, rates: Tensor | None, keys: Tensor | None) -> Tensor:
+    def _dropout(self, layer: Dropout, h: Tensor, rates: Tensor | None, keys: Tensor | None) -> Tensor:
         """Each member's mask from its own counter-based stream (the one its solo run draws from)."""
         from trainlab.engine import streams
 
@@ -225,18 +225,33 @@ class LayerStackForward(StackedForward):
         if rates is not None and rates.device.type == "cpu":
             # Members at rate 0 (runs without this Dropout, stacked with runs that have it) pass
             # their input through: their masks are not drawn (the hash costs as much as a product).
-            on = rates > 0
-            if not bool(on.all()):
-                rows = on.nonzero().squeeze(1)
-                if rows.numel() == 0:
-                    return h
+            rows, some = self._dropping(rates)
+            if rows is None:
+                return h
+            if some is not None:
                 kept = h.index_select(0, rows) * streams.keep_scale(
-                    keys.view(-1, 1).index_select(0, rows), rates.index_select(0, rows), tuple(h.shape[1:]),
-                    dtype=h.dtype)
-                out = h.clone()
-                out[rows] = kept  # the others' input unchanged; theirs as `streams.dropout` computes them
-                return out
+                    keys.view(-1, 1).index_select(0, rows), some, tuple(h.shape[1:]), dtype=h.dtype)
+                # The others' input unchanged; theirs as `streams.dropout` computes them.
+                return h.index_copy(0, rows, kept)
+            return h * streams.keep_scale(keys.view(-1, 1), rates, tuple(h.shape[1:]), dtype=h.dtype)
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
+
+    def _dropping(self, rates: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The rows of the members whose rate is above 0 and, when not all are, their rates.
+
+        (None, None) when no member drops. The members' rates do not change during a run: read
+        once per rates tensor.
+        """
+        known = self._rates.get(id(rates))
+        if known is not None and known[0] is rates:
+            return known[1], known[2]
+        on = rates > 0
+        rows = on.nonzero().squeeze(1) if bool(on.any()) else None
+        some = rates.index_select(0, rows) if rows is not None and not bool(on.all()) else None
+        if len(self._rates) >= 8:  # a subset's rates are new tensors at every step: keep only a few
+            self._rates.clear()
+        self._rates[id(rates)] = (rates, rows, some)
+        return rows, some
 
 
 def _elementwise(activation: nn.Module) -> bool:
