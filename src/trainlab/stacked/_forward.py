@@ -229,10 +229,11 @@ class LayerStackForward(StackedForward):
             if rows is None:
                 return h
             if some is not None:
-                kept = h.index_select(0, rows) * streams.keep_scale(
-                    keys.view(-1, 1).index_select(0, rows), some, tuple(h.shape[1:]), dtype=h.dtype)
-                # The others' input unchanged; theirs as `streams.dropout` computes them.
-                return h.index_copy(0, rows, kept)
+                # Factor 1 for the others (their input unchanged, bit for bit); the dropping rows' factors
+                # as `streams.dropout` computes them. One product: its backward is one product too.
+                factors = h.new_ones(h.shape).index_copy_(0, rows, streams.keep_scale(
+                    keys.view(-1, 1).index_select(0, rows), some, tuple(h.shape[1:]), dtype=h.dtype))
+                return h * factors
             return h * streams.keep_scale(keys.view(-1, 1), rates, tuple(h.shape[1:]), dtype=h.dtype)
         return streams.dropout(h, rates if rates is not None else layer.rate, keys.view(-1, 1))
 
