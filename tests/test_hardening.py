@@ -576,3 +576,17 @@ def test_mutated_checkpoint_and_weights_bytes_load_or_are_refused(tmp_path):
         except InputError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 200, outcomes
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_finds_one_bad_number_anywhere(bad):
+    from trainlab.check import all_finite
+
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        t = torch.randn(7, 5).to(dtype)
+        assert all_finite(t)
+        for index in [(0, 0), (3, 2), (6, 4)]:
+            broken = t.clone()
+            broken[index] = bad
+            assert not all_finite(broken)
+    assert all_finite(torch.zeros(0, 3)) and all_finite(torch.tensor([1, 2]))

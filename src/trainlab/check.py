@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from trainlab.errors import InputError, InputTypeError, did_you_mean
 
 
@@ -105,3 +107,19 @@ def plain_name(field: str, value: Any) -> str:
         raise InputError(f"{advice[:-len(repr(value))]}got a name of {len(value)} characters; keep it to "
                          f"{MAX_NAME_LENGTH}.")
     return value
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every number of `t` is finite (True for integer and empty tensors).
+
+    One pass without a mask: ``torch.aminmax`` carries a NaN through, and an infinity is
+    the minimum or the maximum.
+
+    Example:
+        >>> all_finite(torch.tensor([1.0, float("nan")])), all_finite(torch.tensor([1.0, -2.0]))
+        (False, True)
+    """
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    low, high = torch.aminmax(t)
+    return math.isfinite(float(low)) and math.isfinite(float(high))

@@ -779,7 +779,7 @@ def _width(y: Tensor) -> int:
 
 
 def _check_finite(name: str, y: Tensor) -> None:
-    if y.is_floating_point() and y.numel() and not bool(torch.isfinite(y).all()):
+    if not check.all_finite(y):
         bad = int((~torch.isfinite(y)).sum().item())
         raise InputError(
             f"{name}: the targets contain {bad} NaN or infinite value(s). Drop or impute those rows "

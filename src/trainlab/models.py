@@ -761,7 +761,7 @@ def _as_x(x: Any, *, tokens: bool = False) -> Tensor:
     tensor = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
     if not tokens or tensor.is_floating_point():
         tensor = tensor.float()
-        if not torch.isfinite(tensor).all():
+        if not check.all_finite(tensor):
             raise InputError("predict() got NaN or inf in x")
     return tensor
 

@@ -238,11 +238,9 @@ def _validate_dataset(data: Dataset) -> None:
 
 def _check_finite(t: Tensor, which: str, where: str) -> None:
     """Raise InputError naming the array, how many NaN/inf values and the first bad row."""
-    if not t.is_floating_point():
+    if check.all_finite(t):
         return
     finite = torch.isfinite(t)
-    if bool(finite.all()):
-        return
     num_nan = int(torch.isnan(t).sum())
     num_inf = int(torch.isinf(t).sum())
     rows = (~finite).reshape(len(t), -1).any(1)
