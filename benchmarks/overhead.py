@@ -70,7 +70,7 @@ def measure(name: str, x: torch.Tensor, y: torch.Tensor, sizes: list[int], batch
         ours.append(tl)
         ratios.append(tl / ref)
     ratio = statistics.median(ratios)
-    print(f"{name:<38} reference {statistics.median(refs) * 1e3:8.1f} ms/epoch   "
+    print(f"{name:<38}  reference {statistics.median(refs) * 1e3:8.1f} ms/epoch   "
           f"trainlab {statistics.median(ours) * 1e3:8.1f} ms/epoch   ratio {ratio:.3f} "
           f"(rounds: {', '.join(f'{q:.3f}' for q in ratios)})")
     return ratio

@@ -123,3 +123,21 @@ def test_each_member_scales_on_its_own_training_rows_only():
         assert a.model.scaler is a.scaler
         assert relative(a.model, b.model) < 1e-5
         assert a.history["val_loss"] == pytest.approx(b.history["val_loss"], rel=1e-5)
+
+
+def test_members_with_as_many_steps_but_other_row_counts_step_as_one_block():
+    # 77, 78 and 80 rows at batch 8: ten steps an epoch each, the last batch 5, 6 and 8 rows. The three
+    # share one Adam block (one step count), and each still ends where its solo run ends.
+    members = [MemberConfig(seed=k, optimizer={"name": "adam", "lr": 0.01}, train_indices=torch.arange(n))
+               for k, n in enumerate((77, 78, 80))]
+    stacked = check(mlp, members)
+    for history in stacked:
+        assert len(history.history["loss"]) == 2
+
+
+def test_rows_with_as_many_steps_per_epoch_form_one_block():
+    from trainlab.stacked._optim import _spans
+
+    assert _spans([0, 1, 2], [10, 10, 10]) == [(0, 3)]
+    assert _spans([0, 1, 2, 3], [10, 10, 9, 10]) == [(0, 2), (2, 3), (3, 4)]
+    assert _spans([0, 2], [10, 10, 10]) == [(0, 1), (2, 3)]

@@ -120,7 +120,7 @@ class Stack:
     """K members' parameters and buffers stacked as (K, ...) tensors, and one optimizer step for all."""
 
     def __init__(self, slots: Sequence[Slot], shared: Shared) -> None:
-        order = stack_order([s.update for s in slots], [s.n for s in slots])
+        order = stack_order([s.update for s in slots], [s.member.steps for s in slots])
         self.slots = [slots[i] for i in order]
         self.shared = shared
         # Each member's own preprocessed inputs, in stack order (per-member scaling), else None.
@@ -184,7 +184,7 @@ class Stack:
             self.buffers[f"{name}.key"] = torch.zeros(k, dtype=torch.int64, device=device)
             self.dropouts.append((name, positions[id(first.get_submodule(name))]))
         self.optimizer = StackedOptimizer(blocks, self.leaves, [s.update for s in self.slots],
-                                          [s.n for s in self.slots])
+                                          [s.member.steps for s in self.slots])
         self.forward = self._forward()
         self.penalties = self._penalties(modules, self.dtype, device)
         smoothing = [s.smoothing for s in self.slots]

@@ -130,7 +130,8 @@ def _hashable(value: Any) -> Any:
 
 
 def stack_order(updates: Sequence[MemberUpdate], lengths: Sequence[int]) -> list[int]:
-    """An order of the members that puts each block (same direction settings and length) in consecutive rows."""
+    """An order of the members that puts each block (same direction settings and steps per epoch) in
+    consecutive rows."""
     def key(i: int) -> tuple[Any, ...]:
         update = updates[i]
         if update.direction_key is None:
@@ -148,7 +149,8 @@ class StackedOptimizer:
         leaves: the stacked parameters themselves, (K, ...), whose ``.grad`` the
             backward pass fills.
         members: each row's `MemberUpdate`, in stack order (see `stack_order`).
-        lengths: each row's number of training rows (equal lengths step together).
+        lengths: each row's steps per epoch (rows with as many steps take every step together, whatever
+            the size of their last batch).
     """
 
     def __init__(self, params: Sequence[Tensor], leaves: Sequence[Tensor], members: Sequence[MemberUpdate],
@@ -289,7 +291,7 @@ class StackedOptimizer:
 
 
 def _spans(rows: list[int], lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of `rows` with equal length: each run takes its steps together."""
+    """Consecutive runs of `rows` with as many steps per epoch: each run takes its steps together."""
     spans: list[tuple[int, int]] = []
     for i in rows:
         if spans and spans[-1][1] == i and lengths[spans[-1][0]] == lengths[i]:
