@@ -90,7 +90,7 @@ def compare(name: str, stacked: Callable[[], object], other: Callable[[], object
         theirs.append(b)
         ratios.append(b / a)
     ratio = statistics.median(ratios)
-    print(f"{name:<44} stacked {statistics.median(ours):7.3f} s   {other_name} {statistics.median(theirs):7.3f} s   "
+    print(f"{name:<44}  stacked {statistics.median(ours):7.3f} s   {other_name} {statistics.median(theirs):7.3f} s   "
           f"ratio {ratio:6.2f}  (rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
     return ratio, statistics.median(ours), statistics.median(theirs)
 
