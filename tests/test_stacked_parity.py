@@ -39,8 +39,8 @@ def solo(model, config, data=DATA, **loop):
 
 
 def check(model_fn, members, data=DATA, **loop):
-    stacked = fit_members(model_fn(), members, data, batch_size=8, num_epochs=loop.pop("num_epochs", 2),
-                          device="cpu", stack="on", **loop)
+    loop.setdefault("num_epochs", 2)
+    stacked = fit_members(model_fn(), members, data, batch_size=8, device="cpu", stack="on", **loop)
     for config, history in zip(members, stacked):
         assert history.params["stacked"] is True
         alone = solo(model_fn(), config, data, **loop)
@@ -141,3 +141,42 @@ def test_rows_with_as_many_steps_per_epoch_form_one_block():
     assert _spans([0, 1, 2], [10, 10, 10]) == [(0, 3)]
     assert _spans([0, 1, 2, 3], [10, 10, 9, 10]) == [(0, 2), (2, 3), (3, 4)]
     assert _spans([0, 2], [10, 10, 10]) == [(0, 1), (2, 3)]
+
+
+def test_members_whose_passes_end_early_keep_their_state_while_they_sit_out():
+    # Two members on 64 rows (8 steps an epoch) beside two on 80 rows (10 steps): the short pair sits
+    # out the last two steps of every epoch. Its moments and step count must not move meanwhile,
+    # or its next epoch's updates differ from its solo run's.
+    members = [MemberConfig(seed=k, optimizer={"name": "adam", "lr": 0.01}, train_indices=torch.arange(n))
+               for k, n in enumerate((80, 80, 64, 64))]
+    check(mlp, members, num_epochs=3)
+
+
+class _StopAtBatch(trainlab.callbacks.Callback):
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.model.stop_training = True
+
+
+def test_a_member_stopped_mid_epoch_saves_the_optimizer_state_of_its_solo_run(tmp_path):
+    from trainlab.checkpoint import load_state
+
+    def members():
+        return [MemberConfig(seed=k, optimizer={"name": "adam", "lr": 0.01},
+                             callbacks=[_StopAtBatch(3)] if k == 1 else []) for k in range(3)]
+
+    for mode in ("on", "off"):
+        fit_members(mlp(), members(), DATA, batch_size=8, num_epochs=2, device="cpu", stack=mode,
+                    checkpoint_dir=tmp_path / mode)
+    for k, steps in enumerate((20, 4, 20)):
+        stacked, alone = (load_state(tmp_path / mode / f"member-{k}" / "state.safetensors") for mode in ("on", "off"))
+        assert stacked["step"] == alone["step"] == steps
+        for index, state in alone["optimizer"]["state"].items():
+            mine = stacked["optimizer"]["state"][index]
+            assert float(mine["step"]) == float(state["step"]) == steps
+            for key in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(mine[key], state[key], rtol=1e-5, atol=1e-7)

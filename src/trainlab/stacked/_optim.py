@@ -27,10 +27,11 @@ members), the same functional call writes ``p - lr * D`` into the parameters
 directly, as a solo run's optimizer does, and U is skipped. Members that share an
 optimizer type and its other settings (betas, eps, momentum, ...) share one
 torch optimizer. Those that also take their steps together (the same number of
-training rows, hence the same step count) form a block: the stack puts them
-in consecutive rows and hands torch their rows as one (m, ...) tensor per
-parameter, so the step costs one kernel call whatever m is. Members that can fall out of step
-(unequal training sets) get one row each, so each keeps its own step count.
+steps per epoch, whatever the size of their last batch) form a block: the stack
+puts them in consecutive rows and hands torch their rows as one (m, ...) tensor
+per parameter, so the step costs one kernel call whatever m is. A block steps as
+a whole or not at all, so its rows keep one step count; members with other
+numbers of steps per epoch are in other blocks.
 
 Own-optimizer members (an optimizer with a stacked form whose settings do not
 fit it: several parameter groups, maximize with weight decay, a tensor lr).
@@ -45,11 +46,13 @@ functional form with their lists bound once (`trainlab.engine.step.functional_st
 call ``step()`` makes, without rebuilding its lists, which for a small model
 costs more than the update.
 
-A member that is not active at a step (it sits out the end of a longer
-member's epoch) is left out of the direction step (its row of U keeps no
-gradient, so torch skips it and its state does not change) and gets lr 0, so
-its parameters do not change either. A member that has stopped gets lr 0 too;
-its module already holds its own copy of its weights and state.
+A block whose members are not active at a step (they sit out the end of a
+longer member's epoch) is left out of the direction step (its rows of U keep no
+gradient, so torch skips them and their state does not change) and gets lr 0,
+so its parameters do not change either. A member that stops mid-epoch while the
+rest of its block goes on is first given a block of its own (the blocks' states
+are read back and the optimizers rebuilt), and then sits the epoch's last steps
+out the same way; at the epoch's end the stack is rebuilt without it.
 """
 
 from __future__ import annotations
@@ -170,6 +173,19 @@ class StackedOptimizer:
             if self.buffer is not None:
                 self.updates.append(self.buffer[offset:offset + p.numel()].view(k, -1))
             offset += p.numel()
+        self.lengths = list(lengths)
+        self.apart: frozenset[int] = frozenset()  # rows kept out of blocks (see `_keep_apart`)
+        self._blocks()
+        dtype, device = first.dtype, first.device
+        coupled = [m.coupled_decay for m in self.members]
+        decoupled = [m.decoupled_decay for m in self.members]
+        self.coupled = torch.tensor(coupled, dtype=dtype, device=device).unsqueeze(1) if any(coupled) else None
+        self.decoupled = (torch.tensor(decoupled, dtype=dtype, device=device).unsqueeze(1)
+                          if any(decoupled) else None)
+
+    def _blocks(self) -> None:
+        """Hand the direction members' rows to torch optimizers: one optimizer per direction key,
+        one block per run of rows that take their steps together (see the module docstring)."""
         # (first row, last row + 1, one tensor per stacked parameter) handed to torch as parameters.
         self.pieces: list[tuple[int, int, list[Tensor]]] = []
         self.direction: list[torch.optim.Optimizer] = []
@@ -180,7 +196,7 @@ class StackedOptimizer:
             groups.setdefault(self.members[i].direction_key, []).append(i)
         for rows in groups.values():
             spans: list[tuple[int, int]] = []
-            for start, stop in _spans(rows, lengths):
+            for start, stop in _spans(rows, self.lengths, self.apart):
                 if stop - start > 1 and not _same_state([self.members[i] for i in range(start, stop)]):
                     spans.extend((i, i + 1) for i in range(start, stop))
                 else:
@@ -207,12 +223,14 @@ class StackedOptimizer:
         self._fast: list[FunctionalStep | None] = [functional_step(o) for o in self.direction]
         # The same update written straight into the parameters, for steps where every member has one lr.
         self._direct: list[FunctionalStep | None] = [None] * len(self.direction)
-        dtype, device = first.dtype, first.device
-        coupled = [m.coupled_decay for m in self.members]
-        decoupled = [m.decoupled_decay for m in self.members]
-        self.coupled = torch.tensor(coupled, dtype=dtype, device=device).unsqueeze(1) if any(coupled) else None
-        self.decoupled = (torch.tensor(decoupled, dtype=dtype, device=device).unsqueeze(1)
-                          if any(decoupled) else None)
+
+    def _keep_apart(self, rows: set[int]) -> None:
+        """Give each of `rows` a block of its own from now on: a member that stopped mid-epoch sits
+        the epoch's last steps out, and its state (moments, step count) must not move with its
+        block's. The blocks' states are read back into the members and the optimizers rebuilt."""
+        self.save_states()
+        self.apart = self.apart | frozenset(rows)
+        self._blocks()
 
     def step(self, lr: Tensor, active: Sequence[bool] | None = None, common_lr: float | None = None) -> None:
         """One update from the leaves' gradients; `lr` (K, 1) holds each member's lr, 0 where inactive.
@@ -226,6 +244,13 @@ class StackedOptimizer:
         so the in-place arithmetic here records nothing.
         """
         k = len(self.members)
+        if active is not None:
+            # A block steps as a whole or not at all: its rows that sit this step out while others
+            # of the block take it (they stopped mid-epoch) get blocks of their own first.
+            out = {i for start, stop, _ in self.pieces if stop - start > 1 and any(active[start:stop])
+                   for i in range(start, stop) if not active[i]}
+            if out:
+                self._keep_apart(out)
         grads = [leaf.grad.view(k, -1) if leaf.grad is not None else torch.zeros_like(p)
                  for leaf, p in zip(self.leaves, self.params)]
         if self.buffer is not None:
@@ -241,7 +266,7 @@ class StackedOptimizer:
                         param.mul_(factor)
                 self.buffer.zero_()
                 for start, stop, tensors in self.pieces:
-                    if stop - start == 1 and active is not None and not active[start]:
+                    if active is not None and not any(active[start:stop]):
                         for tensor in tensors:
                             tensor.grad = None  # torch skips a parameter without a gradient: no step, no change
                         continue
@@ -290,11 +315,13 @@ class StackedOptimizer:
                     self.members[i].state = [_row(s, i - start, stop - start) for s in states if s is not None]
 
 
-def _spans(rows: list[int], lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of `rows` with as many steps per epoch: each run takes its steps together."""
+def _spans(rows: list[int], lengths: Sequence[int], apart: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+    """Consecutive runs of `rows` with as many steps per epoch: each run takes its steps together.
+    Each of `apart` is a run of its own."""
     spans: list[tuple[int, int]] = []
     for i in rows:
-        if spans and spans[-1][1] == i and lengths[spans[-1][0]] == lengths[i]:
+        if (spans and spans[-1][1] == i and lengths[spans[-1][0]] == lengths[i] and i not in apart
+                and spans[-1][0] not in apart):
             spans[-1] = (spans[-1][0], i + 1)
         else:
             spans.append((i, i + 1))
