@@ -112,6 +112,20 @@ def test_groups_stay_whole_with_group_k_fold():
         assert not set(groups[f.train_rows]) & set(groups[f.test_rows])
 
 
+def test_folds_of_unequal_size_score_as_their_solo_fits_do():
+    # Groups of unequal size give folds of 100 to 130 training rows: 13 to 17 steps an epoch at batch 8,
+    # so some folds sit out the last steps of the others' epochs. Stacked, each fold scores as alone.
+    iris = trainlab.datasets.load("iris")
+    groups = np.repeat(np.arange(10), [5, 5, 10, 10, 15, 15, 20, 20, 25, 25])
+    recipe = {"optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 8, "num_epochs": 4, "seed": 0}
+    stacked = cross_validate(small_model(), iris, recipe, folds=4, groups=groups, stack="on")
+    alone = cross_validate(small_model(), iris, recipe, folds=4, groups=groups, stack="off")
+    assert stacked.stacked and not alone.stacked
+    assert len({len(f.train_rows) for f in stacked.folds}) > 1
+    for a, b in zip(stacked.folds, alone.folds):
+        assert a.scores == pytest.approx(b.scores, rel=1e-5)
+
+
 def test_more_folds_than_samples_of_a_class_is_refused_with_the_fix():
     x, y = imbalanced()
     with pytest.raises(InputError, match=r"folds=12 but class 2 has only 10 samples.*--folds 10.*--no-stratify"):
