@@ -36,11 +36,19 @@ adagrad, with weight decay, schedules, penalties, label smoothing, unequal
 subsets, dropout, clipping, shuffle=False, sample weights and a resumed stack.
 torch's own random layers (``nn.Dropout`` in a plain torch module) draw from
 torch's global stream under vmap, so those members match their solo runs in
-distribution only.
+distribution only. One kind of weight cannot agree: a bias that feeds a
+BatchNormalization directly (Dense without activation, then the normalization)
+has a gradient that is zero but for rounding, and Adam-type optimizers scale
+that rounding up to steps of size lr. Such a bias, and the running mean that
+follows it, wander by chance and differently on each path (and on each thread
+count); the training outputs do not depend on it, but the inference ones do
+through the running mean. ``use_bias=False`` before a BatchNormalization (as
+Keras advises) removes it.
 
 Unequal subsets. Each member passes over its own rows in ceil(n_k / batch_size)
-steps per epoch, exactly like its solo run; members with fewer rows sit out
-the last steps of the stack's epoch (no update, no state change).
+steps per epoch, exactly like its solo run; members with fewer steps sit out
+the last steps of the stack's epoch (no update, no state change: their
+optimizer's moments and step count stay as they are).
 
 Stops freeze a member: its weights, buffers and optimizer state stop changing,
 its `on_train_end` runs at once (restoring the best weights where asked), and
