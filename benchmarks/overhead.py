@@ -50,10 +50,15 @@ def reference_epochs(x: torch.Tensor, y: torch.Tensor, sizes: list[int], batch_s
     return (time.perf_counter() - start) / epochs
 
 
+def trainlab_mlp(sizes: list[int]) -> trainlab.Sequential:
+    """The MLP of `sizes` (inputs first) as a trainlab Sequential: ReLU hidden layers, softmax output."""
+    hidden = [Dense(units, activation="relu") for units in sizes[1:-1]]
+    return trainlab.Sequential([*hidden, Dense(sizes[-1], activation="softmax")])
+
+
 def trainlab_epochs(x: torch.Tensor, y: torch.Tensor, sizes: list[int], batch_size: int,
                     epochs: int, seed: int) -> float:
-    hidden = [Dense(units, activation="relu") for units in sizes[1:-1]]
-    model = trainlab.Sequential([*hidden, Dense(sizes[-1], activation="softmax")])
+    model = trainlab_mlp(sizes)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.build((sizes[0],))
     start = time.perf_counter()
@@ -102,8 +107,7 @@ def stacked_reference_epochs(x: torch.Tensor, y: torch.Tensor, sizes: list[int],
 
 def stacked_trainlab_epochs(x: torch.Tensor, y: torch.Tensor, sizes: list[int], batch_size: int,
                             epochs: int, seed: int) -> float:
-    hidden = [Dense(units, activation="relu") for units in sizes[1:-1]]
-    model = trainlab.Sequential([*hidden, Dense(sizes[-1], activation="softmax")])
+    model = trainlab_mlp(sizes)
     members = [MemberConfig(seed=seed * MEMBERS + k, optimizer={"name": "adam", "lr": 1e-3}) for k in range(MEMBERS)]
     start = time.perf_counter()
     fit_members(model, members, (x, y), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
