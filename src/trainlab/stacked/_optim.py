@@ -132,14 +132,14 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def stack_order(updates: Sequence[MemberUpdate], lengths: Sequence[int]) -> list[int]:
+def stack_order(updates: Sequence[MemberUpdate], steps: Sequence[int]) -> list[int]:
     """An order of the members that puts each block (same direction settings and steps per epoch) in
     consecutive rows."""
     def key(i: int) -> tuple[Any, ...]:
         update = updates[i]
         if update.direction_key is None:
             return (1, "", 0, i)
-        return (0, repr(update.direction_key), lengths[i], i)
+        return (0, repr(update.direction_key), steps[i], i)
 
     return sorted(range(len(updates)), key=key)
 
@@ -152,12 +152,12 @@ class StackedOptimizer:
         leaves: the stacked parameters themselves, (K, ...), whose ``.grad`` the
             backward pass fills.
         members: each row's `MemberUpdate`, in stack order (see `stack_order`).
-        lengths: each row's steps per epoch (rows with as many steps take every step together, whatever
+        steps: each row's steps per epoch (rows with as many steps take every step together, whatever
             the size of their last batch).
     """
 
     def __init__(self, params: Sequence[Tensor], leaves: Sequence[Tensor], members: Sequence[MemberUpdate],
-                 lengths: Sequence[int]) -> None:
+                 steps: Sequence[int]) -> None:
         self.params, self.leaves = list(params), list(leaves)
         self.members = list(members)
         k = len(self.members)
@@ -173,7 +173,7 @@ class StackedOptimizer:
             if self.buffer is not None:
                 self.updates.append(self.buffer[offset:offset + p.numel()].view(k, -1))
             offset += p.numel()
-        self.lengths = list(lengths)
+        self.steps = list(steps)
         self.apart: frozenset[int] = frozenset()  # rows kept out of blocks (see `_keep_apart`)
         self._blocks()
         dtype, device = first.dtype, first.device
@@ -196,7 +196,7 @@ class StackedOptimizer:
             groups.setdefault(self.members[i].direction_key, []).append(i)
         for rows in groups.values():
             spans: list[tuple[int, int]] = []
-            for start, stop in _spans(rows, self.lengths, self.apart):
+            for start, stop in _spans(rows, self.steps, self.apart):
                 if stop - start > 1 and not _same_state([self.members[i] for i in range(start, stop)]):
                     spans.extend((i, i + 1) for i in range(start, stop))
                 else:
@@ -315,12 +315,12 @@ class StackedOptimizer:
                     self.members[i].state = [_row(s, i - start, stop - start) for s in states if s is not None]
 
 
-def _spans(rows: list[int], lengths: Sequence[int], apart: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+def _spans(rows: list[int], steps: Sequence[int], apart: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
     """Consecutive runs of `rows` with as many steps per epoch: each run takes its steps together.
     Each of `apart` is a run of its own."""
     spans: list[tuple[int, int]] = []
     for i in rows:
-        if (spans and spans[-1][1] == i and lengths[spans[-1][0]] == lengths[i] and i not in apart
+        if (spans and spans[-1][1] == i and steps[spans[-1][0]] == steps[i] and i not in apart
                 and spans[-1][0] not in apart):
             spans[-1] = (spans[-1][0], i + 1)
         else:
